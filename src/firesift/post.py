@@ -15,7 +15,7 @@ A stream carries more than posts, so a parser yields *events*:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "Author",
@@ -125,13 +125,17 @@ class Identity:
 Event = Post | Delete | MetricsUpdate | Identity
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
 def to_ms(dt: datetime) -> int:
     """Milliseconds since the Unix epoch (UTC); naive datetimes are taken as UTC."""
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+    return (dt - _EPOCH) // _MS
 
 
 def from_ms(ms: int) -> datetime:
     """The inverse of :func:`to_ms`: an aware UTC datetime."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return _EPOCH + timedelta(milliseconds=ms)
