@@ -1,0 +1,222 @@
+"""From BM25 candidates to the list a person reads: priors, then collapsing copies.
+
+Score of a candidate, relative to the ``as_of`` instant of the search::
+
+    relevance  = bm25, or 1.0 when only filters matched (bm25 == 0)
+    engagement = 1 + ENGAGEMENT_WEIGHT * log1p(likes + REPOST_WEIGHT * reposts)
+    recency    = RECENCY_FLOOR + (1 - RECENCY_FLOOR) * 0.5 ** (age / HALF_LIFE_MS)
+    score      = relevance * engagement * recency          (age = as_of - created, >= 0)
+
+- ``log1p`` because engagement is heavy-tailed: 10 likes should beat 0 clearly, 10,000 should
+  not bury a precise match with 50.
+- Reposts count double: they redistribute a post, which is a stronger "this matters" signal.
+- Recency halves every ``HALF_LIFE_MS`` (a few hours: the question is "what is happening now")
+  but never drops below ``RECENCY_FLOOR``, so an exact, heavily shared post from yesterday still
+  beats a weak match from a minute ago.
+
+Collapsing (after scoring): candidates are joined into groups when they are reposts of the same
+original (same ``orig``), have the same near-duplicate fingerprint (``dup``, see
+:mod:`firesift.textnorm`), or, if the caller supplies texts, when their word sets have Jaccard
+similarity >= ``JACCARD_THRESHOLD`` among the ``JACCARD_WINDOW`` best candidates (catching
+copies that differ by a word). A group is shown once, as its *earliest* member (the original
+of a repost, the first of a copypasta: the post to cite), scored with its best member's score;
+``collapsed`` counts the rest. With ``sort="recent"`` groups are ordered by their newest member.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from firesift.textnorm import token_set
+
+__all__ = [
+    "ENGAGEMENT_WEIGHT",
+    "HALF_LIFE_MS",
+    "JACCARD_THRESHOLD",
+    "JACCARD_WINDOW",
+    "RECENCY_FLOOR",
+    "REPOST_WEIGHT",
+    "Candidate",
+    "RankParams",
+    "Ranked",
+    "RankedHit",
+    "prior_score",
+    "rank",
+]
+
+ENGAGEMENT_WEIGHT = 0.2
+REPOST_WEIGHT = 2.0
+HALF_LIFE_MS = 6 * 3600 * 1000
+RECENCY_FLOOR = 0.1
+JACCARD_THRESHOLD = 0.8
+JACCARD_WINDOW = 100
+FILTER_ONLY_RELEVANCE = 1.0
+
+
+class Candidate(Protocol):
+    """What ranking reads from a search hit (:class:`firesift.index.Hit` has these)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def created_ms(self) -> int: ...
+    @property
+    def likes(self) -> int: ...
+    @property
+    def reposts(self) -> int: ...
+    @property
+    def dup(self) -> int: ...
+    @property
+    def orig(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RankParams:
+    """The ranking constants, overridable per call (evaluation sweeps them)."""
+
+    engagement_weight: float = ENGAGEMENT_WEIGHT
+    repost_weight: float = REPOST_WEIGHT
+    half_life_ms: int = HALF_LIFE_MS
+    recency_floor: float = RECENCY_FLOOR
+    jaccard_threshold: float = JACCARD_THRESHOLD
+    jaccard_window: int = JACCARD_WINDOW
+    filter_only_relevance: float = FILTER_ONLY_RELEVANCE
+
+
+@dataclass(frozen=True, slots=True)
+class RankedHit:
+    """A post to show: ``key`` is the group's earliest member, ``score`` the best final score in
+    its group, ``bm25`` that member's text relevance, ``collapsed_keys`` the other members."""
+
+    key: str
+    score: float
+    bm25: float
+    created_ms: int
+    likes: int
+    reposts: int
+    orig: str
+    collapsed_keys: tuple[str, ...] = ()
+
+    @property
+    def collapsed(self) -> int:
+        return len(self.collapsed_keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """The top hits, how many candidates were folded into them, and how many were ranked."""
+
+    hits: tuple[RankedHit, ...]
+    collapsed: int
+    candidates: int
+
+    @property
+    def keys(self) -> list[str]:
+        return [h.key for h in self.hits]
+
+
+def prior_score(hit: Candidate, *, as_of_ms: int, params: RankParams | None = None) -> float:
+    """The final score of one candidate (formula in the module docstring)."""
+    p = params or RankParams()
+    relevance = hit.score if hit.score > 0 else p.filter_only_relevance
+    engagement = 1.0 + p.engagement_weight * math.log1p(
+        max(0, hit.likes) + p.repost_weight * max(0, hit.reposts)
+    )
+    age = max(0, as_of_ms - hit.created_ms)
+    recency = p.recency_floor + (1.0 - p.recency_floor) * math.exp2(-age / p.half_life_ms)
+    return float(relevance * engagement * recency)
+
+
+def rank(
+    hits: Sequence[Candidate],
+    *,
+    as_of_ms: int,
+    limit: int = 20,
+    sort: Literal["relevance", "recent"] = "relevance",
+    texts: Mapping[str, str] | None = None,
+    params: RankParams | None = None,
+) -> Ranked:
+    """Score ``hits`` with the priors, collapse reposts and near-duplicates, keep ``limit``."""
+    p = params or RankParams()
+    n = len(hits)
+    scores = [prior_score(h, as_of_ms=as_of_ms, params=p) for h in hits]
+    groups = _UnionFind(n)
+    by_orig: dict[str, int] = {}
+    by_dup: dict[int, int] = {}
+    for i, h in enumerate(hits):
+        groups.union(i, by_orig.setdefault(h.orig, i))
+        if h.dup:
+            groups.union(i, by_dup.setdefault(h.dup, i))
+    if texts:
+        _join_similar(hits, scores, texts, groups, p)
+
+    members: dict[int, list[int]] = {}
+    for i in range(n):
+        members.setdefault(groups.find(i), []).append(i)
+    ranked: list[tuple[float, RankedHit]] = []
+    for idx in members.values():
+        first = min(idx, key=lambda i: (hits[i].created_ms, hits[i].key))
+        best = max(idx, key=lambda i: scores[i])
+        others = sorted((i for i in idx if i != first), key=lambda i: -scores[i])
+        h = hits[first]
+        hit = RankedHit(
+            key=h.key,
+            score=scores[best],
+            bm25=hits[best].score,
+            created_ms=h.created_ms,
+            likes=h.likes,
+            reposts=h.reposts,
+            orig=h.orig,
+            collapsed_keys=tuple(hits[i].key for i in others),
+        )
+        order = max(hits[i].created_ms for i in idx) if sort == "recent" else scores[best]
+        ranked.append((order, hit))
+    ranked.sort(key=lambda pair: (-pair[0], pair[1].key))
+    top = tuple(hit for _, hit in ranked[: max(0, limit)])
+    return Ranked(hits=top, collapsed=sum(h.collapsed for h in top), candidates=n)
+
+
+def _join_similar(
+    hits: Sequence[Candidate],
+    scores: list[float],
+    texts: Mapping[str, str],
+    groups: _UnionFind,
+    p: RankParams,
+) -> None:
+    best = sorted(range(len(hits)), key=lambda i: -scores[i])[: p.jaccard_window]
+    words = {i: token_set(texts.get(hits[i].key, "")) for i in best}
+    for a_pos, a in enumerate(best):
+        wa = words[a]
+        if not wa:
+            continue
+        for b in best[a_pos + 1 :]:
+            wb = words[b]
+            if not wb or groups.find(a) == groups.find(b):
+                continue
+            small, large = sorted((len(wa), len(wb)))
+            if small < p.jaccard_threshold * large:
+                continue
+            if len(wa & wb) >= p.jaccard_threshold * len(wa | wb):
+                groups.union(a, b)
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        parent = self.parent
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
