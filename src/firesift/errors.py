@@ -71,7 +71,7 @@ class StoreError(FiresiftError):
     """The durable store failed."""
 
 
-class IndexError_(FiresiftError):  # noqa: N801 - avoid shadowing the builtin IndexError
+class IndexError_(FiresiftError):
     """The search index failed; it is derived data and can be rebuilt from the store."""
 
 

@@ -1,0 +1,276 @@
+"""``firesift bench``: throughput, freshness and latency on synthetic posts.
+
+Timing goals live here, never in unit tests. Every run reports the machine and date, and
+measures its own baseline in the same run (the bare search engine with no pipeline around it),
+so the ratio shows what the pipeline costs whatever else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import resource
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from firesift.synthetic import SyntheticStream
+
+__all__ = ["BENCHES", "machine", "render", "run"]
+
+Log = Callable[[str], None]
+Result = dict[str, Any]
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem, 1),
+        "python": platform.python_version(),
+    }
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _ingest_corpus(db_dir: Path, lines: list[bytes], batch_size: int = 5000) -> float:
+    """Parse, store, index and make searchable; returns the elapsed seconds."""
+    from firesift.database import Database
+    from firesift.formats.reader import Problem, read
+    from firesift.pipeline import IngestSummary
+
+    summary = IngestSummary()
+    with Database(db_dir) as db:
+        pipeline = db.pipeline(batch_size=batch_size, refresh_ms=1000)
+        t0 = time.perf_counter()
+        for item in read(io.BytesIO(b"".join(lines)), name="synthetic"):
+            if isinstance(item, Problem):
+                raise RuntimeError(f"synthetic post rejected: {item}")
+            pipeline.feed(item.events, summary)
+        pipeline.flush(summary)
+        elapsed = time.perf_counter() - t0
+    if summary.ingested != len(lines):
+        raise RuntimeError(f"expected {len(lines)} posts, ingested {summary.ingested}")
+    return elapsed
+
+
+def _bare_engine(work: Path, lines: list[bytes]) -> float:
+    """The ceiling: the same texts straight into tantivy, no parsing, store or pipeline."""
+    import orjson
+    import tantivy
+
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("text", stored=False)
+    sb.add_integer_field("created", indexed=True, fast=True)
+    schema = sb.build()
+    path = work / "bare"
+    path.mkdir()
+    docs = [orjson.loads(line) for line in lines]
+    texts = [(d["text"], i) for i, d in enumerate(docs)]
+    index = tantivy.Index(schema, str(path))
+    writer = index.writer(heap_size=256_000_000, num_threads=2)
+    t0 = time.perf_counter()
+    for text, i in texts:
+        writer.add_document(tantivy.Document(text=text, created=i))
+    writer.commit()
+    writer.wait_merging_threads()
+    return time.perf_counter() - t0
+
+
+def bench_ingest(work: Path, posts: int | None, log: Log) -> Result:
+    n = posts or 200_000
+    log(f"ingest: generating {n:,} synthetic posts")
+    lines = list(SyntheticStream().lines(n))
+    log("ingest: bare engine baseline")
+    bare = _bare_engine(work, lines)
+    log("ingest: full pipeline (parse, store, index, searchable)")
+    db_dir = work / "db"
+    elapsed = _ingest_corpus(db_dir, lines)
+    disk = _dir_bytes(db_dir)
+    return {
+        "posts": n,
+        "pipeline_posts_per_s": round(n / elapsed),
+        "bare_engine_posts_per_s": round(n / bare),
+        "pipeline_share_of_ceiling": round(bare / elapsed, 3),
+        "disk_bytes_per_post": round(disk / n),
+        "store_bytes_per_post": round(_dir_bytes(db_dir) - _dir_bytes(db_dir / "index")) // n,
+        "peak_rss_mib": round(_peak_rss_mib()),
+    }
+
+
+def bench_search(work: Path, posts: int | None, log: Log) -> Result:
+    from firesift.database import Database
+    from firesift.search import search
+
+    n = posts or 1_000_000
+    stream = SyntheticStream()
+    db_dir = work / "db"
+    log(f"search: building a database of {n:,} posts")
+    chunk = 200_000
+    for start in range(0, n, chunk):
+        _ingest_corpus(db_dir, list(stream.lines(min(chunk, n - start))))
+        log(f"search: {min(n, start + chunk):,} posts")
+    queries = [" ".join(stream.query_terms(1 + i % 3)) for i in range(600)]
+    as_of = datetime.now(UTC)
+    with Database(db_dir) as db:
+        for q in queries[:50]:
+            search(db, q, as_of=as_of, limit=10)
+        times: list[float] = []
+        hits = 0
+        for q in queries:
+            t0 = time.perf_counter()
+            resp = search(db, q, as_of=as_of, limit=10)
+            times.append((time.perf_counter() - t0) * 1000)
+            hits += bool(resp.results)
+        raw: list[float] = []
+        from firesift.query import parse
+
+        for q in queries:
+            parsed = parse(q)
+            t0 = time.perf_counter()
+            db.index.search(parsed, limit=10, sort="relevance")
+            raw.append((time.perf_counter() - t0) * 1000)
+    return {
+        "posts": n,
+        "queries": len(queries),
+        "queries_with_results": hits,
+        "p50_ms": round(_pct(times, 0.5), 2),
+        "p99_ms": round(_pct(times, 0.99), 2),
+        "mean_ms": round(statistics.fmean(times), 2),
+        "bare_index_p50_ms": round(_pct(raw, 0.5), 2),
+        "bare_index_p99_ms": round(_pct(raw, 0.99), 2),
+        "disk_bytes_per_post": round(_dir_bytes(db_dir) / n),
+        "peak_rss_mib": round(_peak_rss_mib()),
+    }
+
+
+def bench_freshness(work: Path, posts: int | None, log: Log) -> Result:
+    """Ingest at X's average rate (5,700 posts/s) and time write-accepted -> visible in search,
+    sampling one post per batch and polling search for it from another thread."""
+    from firesift.database import Database
+    from firesift.formats.reader import Problem, read
+    from firesift.pipeline import IngestSummary
+    from firesift.query import parse
+
+    rate = 5_700
+    n = posts or rate * 15
+    batch = 100
+    stream = SyntheticStream(seed=11)
+    lines = list(stream.lines(n))
+    marked: list[bytes] = []
+    for i, line in enumerate(lines):
+        if i % batch == batch - 1:
+            line = line.replace(b'"text":"', f'"text":"zqmark{i} '.encode(), 1)
+        marked.append(line)
+    accepted: dict[str, float] = {}
+    visible: dict[str, float] = {}
+    lock = threading.Lock()
+    done = threading.Event()
+    summary = IngestSummary()
+    with Database(work / "db") as db:
+        pipeline = db.pipeline(batch_size=batch, refresh_ms=50)
+
+        def poll() -> None:
+            while not done.is_set() or len(visible) < len(accepted):
+                with lock:
+                    pending = [t for t in accepted if t not in visible]
+                for token in pending:
+                    if db.index.search(parse(token), limit=1):
+                        visible[token] = time.perf_counter()
+                if done.is_set() and pending and time.perf_counter() - last_accept[0] > 5:
+                    break
+                time.sleep(0.002)
+
+        last_accept = [time.perf_counter()]
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        t0 = time.perf_counter()
+        items = read(io.BytesIO(b"".join(marked)), name="synthetic")
+        for i, item in enumerate(items):
+            if isinstance(item, Problem):
+                raise RuntimeError(str(item))
+            pipeline.feed(item.events, summary)
+            if i % batch == batch - 1:
+                now = time.perf_counter()
+                with lock:
+                    accepted[f"zqmark{i}"] = now
+                last_accept[0] = now
+                pipeline.maybe_commit()
+                ahead = t0 + (i + 1) / rate - time.perf_counter()
+                if ahead > 0:
+                    time.sleep(ahead)
+        pipeline.flush(summary)
+        elapsed = time.perf_counter() - t0
+        done.set()
+        poller.join(timeout=30)
+    lat = [(visible[t] - accepted[t]) * 1000 for t in accepted if t in visible]
+    return {
+        "target_rate_posts_per_s": rate,
+        "achieved_rate_posts_per_s": round(n / elapsed),
+        "samples": len(accepted),
+        "visible": len(lat),
+        "p50_ms": round(_pct(lat, 0.5), 1),
+        "p99_ms": round(_pct(lat, 0.99), 1),
+        "max_ms": round(max(lat), 1) if lat else None,
+    }
+
+
+BENCHES: dict[str, Callable[[Path, int | None, Log], Result]] = {
+    "ingest": bench_ingest,
+    "freshness": bench_freshness,
+    "search": bench_search,
+}
+
+
+def run(what: str, *, posts: int | None, workdir: Path | None, log: Log) -> Result:
+    names = list(BENCHES) if what == "all" else [what]
+    results: Result = {"machine": machine()}
+    for name in names:
+        base = Path(tempfile.mkdtemp(prefix=f"firesift-bench-{name}-", dir=workdir))
+        try:
+            results[name] = BENCHES[name](base, posts, log)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+    return results
+
+
+def render(results: Result) -> str:
+    lines = []
+    m = results["machine"]
+    lines.append(f"{m['date']} · {m['cpu']} · {m['cores']} cores · {m['memory_gib']} GiB")
+    for name, values in results.items():
+        if name == "machine":
+            continue
+        lines.append(f"{name}:")
+        lines.extend(f"  {k:<28} {v}" for k, v in values.items())
+    return "\n".join(lines)
