@@ -45,6 +45,7 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "memory_gib": round(mem, 1),
         "python": platform.python_version(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -267,7 +268,8 @@ def run(what: str, *, posts: int | None, workdir: Path | None, log: Log) -> Resu
 def render(results: Result) -> str:
     lines = []
     m = results["machine"]
-    lines.append(f"{m['date']} · {m['cpu']} · {m['cores']} cores · {m['memory_gib']} GiB")
+    load = f" · load {m['load_avg_1m']}" if "load_avg_1m" in m else ""
+    lines.append(f"{m['date']} · {m['cpu']} · {m['cores']} cores · {m['memory_gib']} GiB{load}")
     for name, values in results.items():
         if name == "machine":
             continue

@@ -11,10 +11,26 @@ Order of operations for every batch, which is what makes crashes harmless:
 
 Batching amortises per-transaction and per-commit costs; ``refresh_ms`` bounds how long a stored
 post may wait before search sees it (the freshness goal is well under a second).
+
+**Index commits in the background.** A commit that :meth:`Pipeline.maybe_commit` (or a written
+batch) finds due runs on a short-lived thread, while the caller goes on parsing and storing the
+next batch: tantivy's commit (waiting for its indexing thread, writing the segment) runs without
+the GIL, so it overlaps with Python work instead of stalling it. The next change for the index
+waits for it (one commit at a time, and the writer is not shared). Only the commit is moved:
+parsing, the store and building index documents stay on the caller's thread, because a second
+Python thread would fight it for the GIL, and tantivy's ``add_json`` releases the GIL for every
+document, so under contention each call waited for a thread switch (measured 5 us -> 200 us).
+:meth:`Pipeline.commit`, :meth:`Pipeline.flush` and :meth:`Pipeline.catch_up` stay synchronous.
+A commit's ``seq`` is always one the store has already committed, and the index records it only
+after tantivy's commit, so crash recovery is unchanged. A failed background commit is raised by
+the next call that touches the index; the store keeps the batches written meanwhile (they are
+acknowledged) and the index is then brought level by replaying the store from its
+``applied_seq``, as after a crash, on the next index update or commit.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -94,15 +110,30 @@ class Pipeline:
         self.index = index
         self.batch_size = batch_size
         self.refresh_s = refresh_ms / 1000
-        self.sinks = list(sinks)
+        self.sinks = sinks
         self._clock = clock
         self._pending: list[Event] = []
         self._dirty_seq = 0
         self._last_commit = clock()
+        self._committing: threading.Thread | None = None
+        self._commit_error: BaseException | None = None
+        self._stale = False
+        """The index may lack stored changes (an index update or commit failed): the next one
+        replays the store from the index's ``applied_seq`` first."""
 
     def catch_up(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Replay store changes the index has not seen (after a crash, or into a new index).
         Returns how many changes were applied; ``progress(done, total)`` is called as it goes."""
+        self._wait_commit()
+        seq, done = self._replay(progress)
+        if done:
+            self.index.commit(seq)
+            self.index.refresh()
+        return done
+
+    def _replay(self, progress: Callable[[int, int], None] | None = None) -> tuple[int, int]:
+        """Add every change after the index's ``applied_seq`` to it; returns the last seq and
+        how many there were."""
         start = self.index.applied_seq
         total = max(0, self.store.last_seq() - start)
         done = 0
@@ -116,10 +147,8 @@ class Pipeline:
             done += len(changes)
             if progress:
                 progress(done, total)
-        if done:
-            self.index.commit(seq)
-            self.index.refresh()
-        return done
+        self._stale = False
+        return seq, done
 
     def feed(
         self,
@@ -143,6 +172,10 @@ class Pipeline:
         self.commit()
 
     def commit(self) -> None:
+        """Make everything written so far searchable (waits for it)."""
+        self._wait_commit()
+        if self._stale:
+            self._dirty_seq = self._replay()[0]
         if self._dirty_seq:
             self.index.commit(self._dirty_seq)
             self.index.refresh()
@@ -150,9 +183,36 @@ class Pipeline:
         self._last_commit = self._clock()
 
     def maybe_commit(self) -> None:
-        """Commit if the freshness budget says search has waited long enough."""
+        """Start a commit if the freshness budget says search has waited long enough; it runs
+        in the background (see the module docstring)."""
+        if self._committing is not None and not self._committing.is_alive():
+            self._wait_commit()
         if self._dirty_seq and self._clock() - self._last_commit >= self.refresh_s:
-            self.commit()
+            self._wait_commit()
+            seq, self._dirty_seq = self._dirty_seq, 0
+            self._last_commit = self._clock()
+            self._committing = threading.Thread(
+                target=self._commit_in_background, args=(seq,), name="firesift-commit", daemon=True
+            )
+            self._committing.start()
+
+    def _commit_in_background(self, seq: int) -> None:
+        try:
+            self.index.commit(seq)
+            self.index.refresh()
+        except BaseException as exc:  # raised again on the caller's thread by _wait_commit
+            self._commit_error = exc
+
+    def _wait_commit(self) -> None:
+        """Wait for a background commit; raise its error here if it failed."""
+        thread = self._committing
+        if thread is not None:
+            thread.join()
+            self._committing = None
+            error, self._commit_error = self._commit_error, None
+            if error is not None:
+                self._stale = True
+                raise error
 
     def _write(self, summary: IngestSummary, cursor: tuple[str, str] | None) -> None:
         if not self._pending and cursor is None:
@@ -164,10 +224,19 @@ class Pipeline:
         summary.updated += result.updated
         summary.deleted += result.deleted
         if result.changed:
-            self._to_index(result.changed)
+            try:
+                self._wait_commit()
+                if self._stale:
+                    seq = self._replay()[0]
+                else:
+                    self._to_index(result.changed)
+                    seq = result.changed[-1].seq
+            except BaseException:
+                self._stale = True
+                raise
+            self._dirty_seq = seq
             for sink in self.sinks:
                 sink.apply_changes(result.changed)
-            self._dirty_seq = result.changed[-1].seq
         self.maybe_commit()
 
     def _to_index(self, changes: Sequence[Change]) -> None:

@@ -102,7 +102,10 @@ def handle_key(handle: str) -> str:
 
 def tag_key(tag: str) -> str:
     """A hashtag as the index stores it: no leading ``#``, NFKC, casefolded."""
-    return unicodedata.normalize("NFKC", tag.strip().lstrip("#")).casefold()
+    tag = tag.strip().lstrip("#")
+    if tag.isascii():  # NFKC leaves ASCII alone, and casefold is lower there
+        return tag.lower()
+    return unicodedata.normalize("NFKC", tag).casefold()
 
 
 def extract_hashtags(text: str) -> list[str]:

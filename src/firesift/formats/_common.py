@@ -188,19 +188,28 @@ def dedupe(values: Iterable[str]) -> tuple[str, ...]:
 def find_hashtags(text: str) -> tuple[str, ...]:
     if "#" not in text and "＃" not in text:
         return ()
-    return dedupe(m.lower() for m in _HASHTAG.findall(text))
+    found = _HASHTAG.findall(text)
+    if len(found) == 1:
+        return (found[0].lower(),)
+    return dedupe(m.lower() for m in found) if found else ()
 
 
 def find_mentions(text: str) -> tuple[str, ...]:
     if "@" not in text:
         return ()
-    return dedupe(m.lower() for m in _MENTION.findall(text))
+    found = _MENTION.findall(text)
+    if len(found) == 1:
+        return (found[0].lower(),)
+    return dedupe(m.lower() for m in found) if found else ()
 
 
 def find_urls(text: str) -> tuple[str, ...]:
     if "http" not in text:
         return ()
-    return dedupe(u.rstrip(_URL_TRAILING) for u in _URL.findall(text))
+    found = _URL.findall(text)
+    if len(found) == 1:
+        return (found[0].rstrip(_URL_TRAILING),)
+    return dedupe(u.rstrip(_URL_TRAILING) for u in found) if found else ()
 
 
 def metric(counts: Mapping[str, Any], *keys: str) -> int:

@@ -70,54 +70,86 @@ class Canonical:
         return _FOREIGN.isdisjoint(obj)
 
     def parse(self, obj: dict[str, Any]) -> list[Event]:
-        post_id = as_str(obj.get("id"), "id")
-        text = obj.get("text")
+        # The hot path of bulk ingest: one dict lookup per field, positional construction, and
+        # the general helpers only for shapes other than the common one (same results).
+        get = obj.get
+        post_id = get("id")
+        if type(post_id) is not str:
+            post_id = as_str(post_id, "id")
+        text = get("text")
         if not isinstance(text, str):
             raise ParseError(f"post {post_id}: text must be a string")
-        source = obj.get("source") or "x"
-        if not isinstance(source, str) or not source.isascii() or not source.isidentifier():
-            raise ParseError(f"post {post_id}: source must be a name like 'x', got {source!r}")
+        source = get("source") or "x"
+        if type(source) is not str or source not in _SOURCES_OK:  # noqa: SIM102
+            if not isinstance(source, str) or not source.isascii() or not source.isidentifier():
+                raise ParseError(f"post {post_id}: source must be a name like 'x', got {source!r}")
         author = _author(obj)
-        url = optional_str(obj.get("url")) or _url(source, author.handle, post_id)
-        edited = obj.get("edited_at")
+        url = get("url")
+        if type(url) is not str or not url:
+            url = optional_str(url) or _url(source, author.handle, post_id)
+        reply_to = get("reply_to")
+        if type(reply_to) is not str or not reply_to:
+            reply_to = _first_id(obj, "reply_to", "in_reply_to_status_id", "parent_id")
+        conversation_id = get("conversation_id")
+        if type(conversation_id) is not str or not conversation_id:
+            conversation_id = _first_id(obj, "conversation_id", "thread_id")
+        edited = get("edited_at")
         hashtags = _listed(obj, "hashtags", "#") if "hashtags" in obj else find_hashtags(text)
         mentions = _listed(obj, "mentions", "@") if "mentions" in obj else find_mentions(text)
         return [
             Post(
-                source=source,
-                id=post_id,
-                text=text,
-                created_at=parse_time(obj.get("created_at")),
-                author=author,
-                url=url,
-                lang=lang_or_none(obj.get("lang")),
-                reply_to=_first_id(obj, "reply_to", "in_reply_to_status_id", "parent_id"),
-                conversation_id=_first_id(obj, "conversation_id", "thread_id"),
-                quote_of=optional_str(obj.get("quote_of")),
-                repost_of=optional_str(obj.get("repost_of")),
-                metrics=_metrics(obj),
-                hashtags=hashtags,
-                mentions=mentions,
-                urls=_strings(obj, "urls") if "urls" in obj else find_urls(text),
-                media_alt=_strings(obj, "media_alt") if "media_alt" in obj else (),
-                edit_of=_strings(obj, "edit_of") if "edit_of" in obj else (),
-                edited_at=parse_time(edited, what="edited_at") if edited else None,
+                source,
+                post_id,
+                text,
+                parse_time(get("created_at")),
+                author,
+                url,
+                lang_or_none(get("lang")),
+                reply_to,
+                conversation_id,
+                optional_str(get("quote_of")),
+                optional_str(get("repost_of")),
+                _metrics(obj),
+                hashtags,
+                mentions,
+                _strings(obj, "urls") if "urls" in obj else find_urls(text),
+                _strings(obj, "media_alt") if "media_alt" in obj else (),
+                _strings(obj, "edit_of") if "edit_of" in obj else (),
+                parse_time(edited, what="edited_at") if edited else None,
             )
         ]
+
+
+_SOURCES_OK = frozenset({"x", "bluesky", "mastodon"})
+"""Source names known to be valid, so the common ones skip the check."""
 
 
 def _author(obj: dict[str, Any]) -> Author:
     a = obj.get("author")
     if isinstance(a, dict):
-        handle = optional_str(a.get("handle") or a.get("screen_name") or a.get("username")) or ""
-        handle = handle.lstrip("@")
-        followers = a.get("followers", a.get("followers_count"))
+        get = a.get
+        handle = get("handle") or get("screen_name") or get("username")
+        if type(handle) is not str:
+            handle = optional_str(handle) or ""
+        if handle[:1] == "@":
+            handle = handle.lstrip("@")
+        author_id = get("id")
+        if author_id is None and "id" not in a:
+            author_id = get("id_str")
+        if type(author_id) is not str or not author_id:
+            author_id = optional_str(author_id) or handle
+        name = get("name")
+        if type(name) is not str:
+            name = optional_str(name) or ""
+        followers = get("followers")
+        if followers is None and "followers" not in a:
+            followers = get("followers_count")
         return Author(
-            id=optional_str(a.get("id", a.get("id_str"))) or handle,
-            handle=handle,
-            name=optional_str(a.get("name")) or "",
-            verified=bool(a.get("verified")),
-            followers=optional_int(followers),
+            author_id,
+            handle,
+            name,
+            bool(get("verified")),
+            followers if type(followers) is int else optional_int(followers),
         )
     if isinstance(a, str):
         handle = a.lstrip("@")
@@ -138,12 +170,24 @@ def _author(obj: dict[str, Any]) -> Author:
 def _metrics(obj: dict[str, Any]) -> Metrics:
     counts = obj.get("metrics")
     if isinstance(counts, dict):
+        get = counts.get
+        likes = get("likes")
+        reposts = get("reposts")
+        replies = get("replies")
+        quotes = get("quotes")
+        views = get("views")
+        if views is None and "views" not in counts:
+            views = get("impression_count")
+        if type(likes) is not int:
+            likes = metric(counts, "likes", "like_count", "favorite_count")
         return Metrics(
-            likes=metric(counts, "likes", "like_count", "favorite_count"),
-            reposts=metric(counts, "reposts", "retweet_count", "repost_count"),
-            replies=metric(counts, "replies", "reply_count"),
-            quotes=metric(counts, "quotes", "quote_count"),
-            views=optional_int(counts.get("views", counts.get("impression_count"))),
+            likes,
+            reposts
+            if type(reposts) is int
+            else metric(counts, "reposts", "retweet_count", "repost_count"),
+            replies if type(replies) is int else metric(counts, "replies", "reply_count"),
+            quotes if type(quotes) is int else metric(counts, "quotes", "quote_count"),
+            None if views is None else optional_int(views),
         )
     return Metrics(
         likes=metric(obj, "favorite_count", "like_count"),
