@@ -7,16 +7,20 @@ a missing or corrupt index is rebuilt from scratch. Either way the store is the 
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from firesift.errors import NotFound
 from firesift.index import TantivyIndex
-from firesift.pipeline import Pipeline
-from firesift.store import Store, StoreStats
+from firesift.pipeline import Pipeline, Sink
+from firesift.post import to_ms
+from firesift.store import Change, Store, StoreStats
+from firesift.trends import TrendConfig, TrendReport, TrendTracker
 
-__all__ = ["Database", "DatabaseStats"]
+__all__ = ["Database", "DatabaseStats", "LiveTrends"]
 
 Progress = Callable[[int, int], None]
 
@@ -41,8 +45,55 @@ class DatabaseStats:
         }
 
 
+class LiveTrends:
+    """The trend tracker of a database: fed by the pipeline (it is a pipeline sink), rebuilt from
+    the store on open, and safe to read from other threads while ingest goes on. A report for an
+    instant older than the live state retains is answered by replaying the store up to it."""
+
+    def __init__(self, store: Store, config: TrendConfig | None = None) -> None:
+        self.store = store
+        self.config = config or TrendConfig()
+        self._lock = threading.Lock()
+        stats = store.stats()
+        self._since: int | None = None
+        if stats.max_created_at is not None:
+            self._since = to_ms(stats.max_created_at) - self.config.replay_ms
+        posts = store.iter_posts(since_ms=self._since)
+        self.tracker = TrendTracker.replay(posts, config=self.config)
+        self._replayed: tuple[int, TrendTracker] | None = None
+
+    def apply_changes(self, changes: Sequence[Change]) -> None:
+        with self._lock:
+            for c in changes:
+                if c.post is not None:
+                    self.tracker.observe(c.post)
+
+    def report(
+        self, *, as_of_ms: int | None = None, window_ms: int = 3_600_000, limit: int = 20
+    ) -> TrendReport:
+        live = as_of_ms is None or self._since is None
+        if not live and as_of_ms is not None and self._since is not None:
+            live = as_of_ms - self.config.replay_ms >= self._since
+        if live:
+            with self._lock:
+                try:
+                    return self.tracker.report(as_of_ms=as_of_ms, window_ms=window_ms, limit=limit)
+                except NotFound:
+                    if as_of_ms is None:
+                        raise
+        assert as_of_ms is not None
+        minute = as_of_ms // 60_000
+        if self._replayed is None or self._replayed[0] != minute:
+            posts = self.store.iter_posts(
+                since_ms=as_of_ms - self.config.replay_ms, until_ms=as_of_ms
+            )
+            tracker = TrendTracker.replay(posts, config=self.config, until_ms=as_of_ms)
+            self._replayed = (minute, tracker)
+        return self._replayed[1].report(as_of_ms=as_of_ms, window_ms=window_ms, limit=limit)
+
+
 class Database:
-    """The store and the index of one data directory."""
+    """The store, the index and the trend state of one data directory."""
 
     def __init__(self, path: Path, *, progress: Progress | None = None) -> None:
         self.path = Path(path)
@@ -53,11 +104,24 @@ class Database:
             self.index.applied_seq == 0 and self.store.last_seq() > 0
         )
         self.refreshed_at: float | None = None
+        self._trends: LiveTrends | None = None
+        self._sinks: list[Sink] = []
         self.caught_up = self.pipeline().catch_up(progress)
         self.refreshed_at = time.time()
 
+    @property
+    def trends(self) -> LiveTrends:
+        """Trend state, rebuilt from the store the first time it is asked for."""
+        if self._trends is None:
+            self._trends = LiveTrends(self.store)
+            self._sinks.append(self._trends)
+        return self._trends
+
     def pipeline(self, *, batch_size: int = 2000, refresh_ms: int = 100) -> Pipeline:
-        return Pipeline(self.store, self.index, batch_size=batch_size, refresh_ms=refresh_ms)
+        """A pipeline into this database; it also feeds the trend state once that exists."""
+        return Pipeline(
+            self.store, self.index, batch_size=batch_size, refresh_ms=refresh_ms, sinks=self._sinks
+        )
 
     def stats(self) -> DatabaseStats:
         store = self.store.stats()
