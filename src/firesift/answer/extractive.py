@@ -1,0 +1,290 @@
+"""The ``extractive`` composer: an answer made only of sentences copied from cited posts.
+
+No model weights, no network: the default composer. Layout::
+
+    As of 16:00 UTC on 22 Oct 2014: 212 posts from 180 accounts, first seen 13:51.
+    Claim check: disputed. Supported by 3 accounts [4][5]; denied by 2 [6]; questioned by 1 [7].
+
+    Canadian official identifies dead Ottawa gunman as Michael Zehaf-Bibeau [1][2] (2 accounts)
+
+    - This is a photo of Michael Zehaf-Bibeau, gunman in this morning's shootings [3]
+      (one account: @CBCOttawa)
+      Disputed in replies: "That's not him" [8]
+
+Design decisions:
+
+- **Never invent a sentence.** Every sentence after the header is a sentence of a cited post,
+  cleaned of ``RT @x:``, links, ``@handles``, "BREAKING:" labels, trailing hashtag runs and
+  anything shaped like a citation marker (:func:`firesift.answer.citations.strip_markers`).
+  The only words firesift adds are the fixed frames: the header, "Claim check", "(one account:
+  @x)" / "(N accounts)", "Disputed in replies" / "Questioned in replies" and the "nothing in the
+  stream answers this" line.
+- **Which sentence.** Each hit's sentences are scored by the question's weighted terms they
+  cover (crude prefix stemming), with a small preference for the first sentence (the lede);
+  sentences under four words are skipped.
+- **Points and storylines.** A sentence whose words overlap an existing point's by Jaccard
+  >= ``SAME_POINT`` is that point's corroboration (its marker is added, its account counted),
+  so "N accounts" counts independent accounts saying the same thing. Points are grouped into
+  storylines by trend story, then thread, then word overlap >= ``SAME_STORY``; the best point
+  is the headline and the rest are bullets, one block per storyline.
+- **Both sides.** Replies in the pool with a ``deny`` (or ``query``) stance towards a point's
+  post are shown under it; for "is it true" questions the claim check's counts and a few posts
+  per side come first.
+- **Saying no.** With no hits, or no hit covering at least ``MIN_COVERAGE`` of the question's
+  term weight, the answer says "Nothing in the stream answers this" (``grounded=False``),
+  listing the closest posts only as such.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from firesift.answer.citations import strip_markers
+from firesift.answer.composer import ComposeContext, Composer, register_composer
+from firesift.answer.evidence import EvidenceItem
+from firesift.answer.model import AnswerDelta, AnswerDone, AnswerEvent, Evidence, Verdict
+from firesift.answer.understand import content_words
+from firesift.trends import clean_text
+
+__all__ = [
+    "ExtractiveComposer",
+    "best_sentence",
+    "clean_post_text",
+    "header",
+    "split_sentences",
+]
+
+SAME_POINT = 0.5
+SAME_STORY = 0.2
+MIN_COVERAGE = 0.34
+MAX_POINTS = 8
+MAX_SENTENCE_CHARS = 240
+
+_LABEL = re.compile(
+    r"^\s*(?:(?:breaking|just\s+in|update|updated|latest|developing|urgent|alert)"
+    r"(?:\s+news)?|news)\s*[:|\-–—]+\s*",
+    re.IGNORECASE,
+)
+_TRAILING_TAGS = re.compile(r"(?:\s*#\w+)+\s*$")
+_HASH = re.compile(r"(?<![\w&])#(\w)")
+_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"“'A-Z0-9])|\s*\n+\s*|\s+[|]\s+")
+_WORD = re.compile(r"\w+")
+
+
+def clean_post_text(text: str) -> str:
+    """A post's text as it may appear in an answer (see the module docstring)."""
+    text = text.replace("&amp;", "&").replace("&gt;", ">").replace("&lt;", "<")
+    text = strip_markers(clean_text(text))
+    text = _LABEL.sub("", text)
+    text = _TRAILING_TAGS.sub("", text)
+    text = _HASH.sub(r"\1", text)
+    return " ".join(text.split()).strip(" -–—:|")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of cleaned text."""
+    return [s.strip() for s in _SPLIT.split(text) if s and s.strip()]
+
+
+def _stem(word: str) -> str:
+    return word[: max(4, len(word) - 2)]
+
+
+def _covers(text: str, stems: dict[str, float]) -> float:
+    total = sum(stems.values())
+    if total <= 0:
+        return 1.0
+    words = set(_WORD.findall(text.lower()))
+    return sum(w for s, w in stems.items() if any(x.startswith(s) for x in words)) / total
+
+
+def best_sentence(text: str, stems: dict[str, float]) -> tuple[str, float]:
+    """The sentence of post ``text`` that best covers the weighted term ``stems``, cleaned,
+    and its coverage; ``("", 0.0)`` if none has four words."""
+    best, best_score, best_cov = "", -1.0, 0.0
+    for i, sentence in enumerate(split_sentences(clean_post_text(text))):
+        if len(sentence.split()) < 4:
+            continue
+        cov = _covers(sentence, stems)
+        score = cov + (0.15 if i == 0 else 0.0)
+        if score > best_score:
+            best, best_score, best_cov = sentence, score, cov
+    if len(best) > MAX_SENTENCE_CHARS:
+        best = best[: MAX_SENTENCE_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    return best, best_cov
+
+
+def _when(dt: datetime, ref: datetime | None = None) -> str:
+    if ref is not None and dt.date() == ref.date():
+        return dt.strftime("%H:%M")
+    return f"{dt.strftime('%H:%M')} on {dt.day} {dt.strftime('%b %Y')}"
+
+
+def _stamp(dt: datetime) -> str:
+    return f"{dt.strftime('%H:%M')} UTC on {dt.day} {dt.strftime('%b %Y')}"
+
+
+def header(as_of: datetime, ev: Evidence) -> str:
+    """``As of 16:00 UTC on 22 Oct 2014: 212 posts from 180 accounts, first seen 13:51.``"""
+    when = _stamp(as_of)
+    if not ev.posts:
+        return f"As of {when}: no matching posts."
+    posts = "1 post" if ev.posts == 1 else f"{ev.posts} posts"
+    accounts = "1 account" if ev.accounts == 1 else f"{ev.accounts} accounts"
+    first = f", first seen {_when(ev.first_seen, as_of)}" if ev.first_seen else ""
+    return f"As of {when}: {posts} from {accounts}{first}."
+
+
+@dataclass(slots=True)
+class _Point:
+    sentence: str
+    words: set[str]
+    items: list[EvidenceItem]
+    coverage: float
+
+    def markers(self) -> str:
+        return "".join(f"[{i.n}]" for i in self.items[:4])
+
+    def line(self) -> str:
+        body = self.sentence[:-1] if self.sentence.endswith(".") else self.sentence
+        return f"{body} {self.markers()} {self.tag()}"
+
+    def accounts(self) -> set[str]:
+        return {i.post.author.id or i.author for i in self.items}
+
+    def tag(self) -> str:
+        n = len(self.accounts())
+        return f"(one account: @{self.items[0].author})" if n == 1 else f"({n} accounts)"
+
+
+@dataclass(slots=True)
+class _Story:
+    key: str
+    words: set[str]
+    points: list[_Point] = field(default_factory=list)
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def _points(ctx: ComposeContext) -> list[_Story]:
+    stems = {_stem(t): w for t, w in ctx.understanding.terms.items()}
+    stories: list[_Story] = []
+    points: list[_Point] = []
+    for item in ctx.pool.hits():
+        sentence, cov = best_sentence(item.post.text, stems)
+        if not sentence:
+            continue
+        words = set(content_words(sentence))
+        same = next((p for p in points if _jaccard(words, p.words) >= SAME_POINT), None)
+        if same is not None:
+            same.items.append(item)
+            continue
+        if len(points) >= MAX_POINTS:
+            continue
+        point = _Point(sentence, words, [item], cov)
+        points.append(point)
+        key = item.story or f"thread:{item.post.conversation_id or item.post.id}"
+        story = next((s for s in stories if s.key == key), None)
+        if story is None and not item.story:
+            story = next((s for s in stories if _jaccard(words, s.words) >= SAME_STORY), None)
+        if story is None:
+            story = _Story(key, set())
+            stories.append(story)
+        story.points.append(point)
+        story.words |= words
+    return stories
+
+
+def _replies(ctx: ComposeContext, point: _Point) -> list[str]:
+    lines = []
+    for stance, label in (("deny", "Disputed in replies"), ("query", "Questioned in replies")):
+        replies = [
+            r
+            for i in point.items
+            for r in ctx.pool.replies(i.key)
+            if r.stance == stance and r.confidence >= 0.5
+        ]
+        replies.sort(key=lambda r: -r.confidence)
+        for r in replies[:1]:
+            sentence, _ = best_sentence(r.post.text, {})
+            if sentence:
+                lines.append(f"  {label}: “{sentence}” [{r.n}]")
+    return lines
+
+
+def _claim_lines(ctx: ComposeContext, verdict: Verdict) -> list[str]:
+    parts = []
+    for stance, verb in (
+        ("support", "supported by"),
+        ("deny", "denied by"),
+        ("query", "questioned by"),
+    ):
+        accounts = verdict.counts.get(stance, {}).get("accounts", 0)
+        if not accounts:
+            continue
+        shown = [e for e in verdict.evidence if e.stance == stance][:3]
+        items = [
+            ctx.pool.add(e.post, "claim", stance=e.stance, confidence=e.confidence) for e in shown
+        ]
+        marks = "".join(f"[{i.n}]" for i in items if i is not None)
+        unit = "account" if accounts == 1 else "accounts"
+        parts.append(f"{verb} {accounts} {unit} {marks}".rstrip())
+    label = verdict.verdict.replace("_", " ")
+    detail = "; ".join(parts)
+    return [f"Claim check: {label}." + (f" {detail[0].upper()}{detail[1:]}." if detail else "")]
+
+
+class ExtractiveComposer(Composer):
+    """Headline and points copied from the best posts, grouped by storyline (module docs)."""
+
+    name = "extractive"
+    description = "sentences copied from cited posts; no model needed"
+
+    def compose(self, ctx: ComposeContext) -> Iterator[AnswerEvent]:
+        out = ctx.writer()
+        lines = [header(ctx.as_of, ctx.pool.stats())]
+        if ctx.verdict is not None and ctx.verdict.verdict != "no_evidence":
+            lines += _claim_lines(ctx, ctx.verdict)
+        stories = _points(ctx)
+        relevant = [p for s in stories for p in s.points if p.coverage >= MIN_COVERAGE]
+        grounded = bool(relevant) or (bool(stories) and not ctx.understanding.terms)
+        if not grounded:
+            lines += ["", f"Nothing in the stream answers this as of {_stamp(ctx.as_of)}."]
+            closest = [p for s in stories for p in s.points][:2]
+            if closest:
+                lines.append("The closest posts:")
+                lines += [f"- {p.line()}" for p in closest]
+        else:
+            stories = [
+                s for s in stories if any(p.coverage >= MIN_COVERAGE for p in s.points)
+            ] or stories
+            if ctx.understanding.terms:
+                for s in stories:
+                    s.points = [p for p in s.points if p.coverage >= MIN_COVERAGE]
+            head = stories[0].points[0]
+            lines += ["", head.line()]
+            lines += _replies(ctx, head)
+            for i, story in enumerate(stories):
+                rest = story.points[1:] if i == 0 else story.points
+                if not rest:
+                    continue
+                lines.append("")
+                for p in rest:
+                    lines.append(f"- {p.line()}")
+                    lines += _replies(ctx, p)
+        for n, line in enumerate(lines):
+            delta = out.feed(line + ("\n" if n < len(lines) - 1 else ""))
+            if delta:
+                yield AnswerDelta(delta)
+        tail = out.close()
+        if tail:
+            yield AnswerDelta(tail)
+        yield AnswerDone(out.answer(grounded=grounded and bool(ctx.pool.hits())))
+
+
+register_composer(ExtractiveComposer)

@@ -1,0 +1,504 @@
+"""Retrieval: from an :class:`~firesift.answer.understand.Understanding` to an evidence pool.
+
+Pipeline (every step bounded by ``as_of``; nothing created later is ever read):
+
+1. **Constraints** are hard filters: operators the person typed, ``@handles`` in the question
+   ("by or mentioning"), :class:`~firesift.answer.model.Filters` and the time window. They are
+   ANDed to every search below.
+2. **First pass**: the question's terms OR-ed (BM25 in the index), ``candidates`` hits.
+3. **Pseudo-relevance feedback (RM3-style).** The ``feedback_docs`` best first-pass posts give a
+   relevance model: each word's weight is its share of each post's words, weighted by the
+   post's normalised score. The ``feedback_terms`` heaviest words not already asked for form a
+   second query; its BM25 is interpolated with the first pass's (``feedback_weight``), each
+   normalised by its maximum. The index cannot weight query terms, so interpolation happens on
+   scores; it still lets a post that says "Zehaf-Bibeau" without "gunman" in. Every top TREC
+   Microblog run used feedback of this kind.
+4. **Term coverage.** Hits are hydrated from the store (which is also how deleted posts drop
+   out); relevance is multiplied by ``0.5 + covered weight share``, so a post matching the
+   question's heavy terms (a follow-up's own words weigh twice its context's) beats one
+   repeating a single word.
+5. **Trending boost** (``happening`` questions): posts of trend stories related to the question
+   (or all stories, when the question has no terms) join the candidates, and candidates in a
+   story get ``story_boost``.
+6. **Priors and collapsing** via :func:`firesift.rank.rank`: recency (half-life from the
+   question's window) and engagement; reposts and near-duplicates fold into their earliest
+   copy, which is the post to cite.
+7. **Diversity**: the k-th post of an account is scored ``author_decay ** k`` lower, so ten
+   posts from one loud account do not fill the answer.
+8. **Threads**: the best ``thread_hits`` hits bring their thread's root (when a hit is a reply)
+   and up to ``replies_per_hit`` direct replies, for context and stance ("is it disputed?").
+
+No terms and no constraints (e.g. "what is happening right now?") means: the newest posts in the
+window, ordered by engagement and story membership. An implicit window ("right now") that finds
+fewer than ``min_results`` posts is dropped, with a warning; a window the person stated is not.
+Hydration is bounded by ``candidates`` (two passes at most ~2x), which keeps the store read
+under ~10 ms at 1M posts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from firesift.answer.evidence import EvidencePool
+from firesift.answer.model import Filters
+from firesift.answer.understand import Understanding, content_words
+from firesift.errors import FiresiftError, QueryError
+from firesift.post import Post, to_ms
+from firesift.query import And, Field, MinCount, Node, Not, Or, Query, Word, parse
+from firesift.rank import RankParams, rank
+from firesift.search import split_key
+from firesift.textnorm import dup_fingerprint, handle_key, url_host
+
+if TYPE_CHECKING:
+    from firesift.database import Database
+    from firesift.trends.model import Story, TrendReport
+
+__all__ = ["NO_FILTERS", "RetrieveParams", "StreamTools", "constraints", "retrieve", "trend_report"]
+
+
+NO_FILTERS = Filters()
+CONSIDER_COVERAGE = 0.5
+"""Share of the question's term weight a candidate must cover to count in the evidence
+statistics (posts, accounts, first/last seen): posts that only share one word are retrieved
+but not "about" the question."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetrieveParams:
+    """Retrieval constants (see the module docstring); evaluation may sweep them."""
+
+    candidates: int = 120
+    feedback_docs: int = 8
+    feedback_terms: int = 12
+    feedback_weight: float = 0.35
+    author_decay: float = 0.5
+    story_boost: float = 0.5
+    story_posts: int = 5
+    thread_hits: int = 4
+    replies_per_hit: int = 12
+    min_results: int = 3
+
+
+@dataclass(slots=True)
+class _Cand:
+    key: str
+    score: float
+    created_ms: int
+    likes: int
+    reposts: int
+    dup: int
+    orig: str
+    bm25: float = 0.0
+    feedback: float = 0.0
+    story: str | None = None
+    collapsed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The hard constraints of a search: query nodes ANDed, and ``[since_ms, until_ms)``."""
+
+    nodes: tuple[Node, ...] = ()
+    since_ms: int | None = None
+    until_ms: int | None = None
+    stated_window: bool = field(default=True)
+
+    def query(self, terms: Node | None = None) -> Query:
+        nodes = ([terms] if terms is not None else []) + list(self.nodes)
+        expr: Node | None
+        if not nodes:
+            expr = None
+        elif len(nodes) == 1:
+            expr = nodes[0]
+        else:
+            expr = And(
+                tuple(c for n in nodes for c in (n.children if isinstance(n, And) else (n,)))
+            )
+        return Query(expr, self.since_ms, self.until_ms)
+
+
+def _any(nodes: list[Node]) -> Node:
+    return nodes[0] if len(nodes) == 1 else Or(tuple(nodes))
+
+
+_NEGATION = re.compile(r'(?<!\S)-(?:"[^"]*"|“[^”]*”|\S+)')
+
+
+def _parse_operators(text: str) -> Query:
+    """Parse operator text; exclusions alone (``-rumour``), which X's grammar rejects as a
+    whole query, become ``Not`` constraints on the question's own terms."""
+    negations = _NEGATION.findall(text)
+    rest = _NEGATION.sub(" ", text).strip()
+    base = parse(rest) if rest else Query(None)
+    nots: list[Node] = []
+    for neg in negations:
+        try:
+            inner = parse(neg[1:]).expr
+        except QueryError:
+            continue
+        if inner is not None:
+            nots.append(Not(inner))
+    if not nots:
+        return base
+    nodes = ([base.expr] if base.expr is not None else []) + nots
+    expr = nodes[0] if len(nodes) == 1 else And(tuple(nodes))
+    return Query(expr, base.since_ms, base.until_ms)
+
+
+def constraints(u: Understanding, filters: Filters, as_of: datetime) -> Bounds:
+    """The hard constraints of question ``u`` under ``filters`` at ``as_of``."""
+    nodes: list[Node] = []
+    since: list[int] = []
+    until: list[int] = []
+    for text in (u.operators, filters.query):
+        if text.strip():
+            q = _parse_operators(text)
+            if q.expr is not None:
+                nodes.append(q.expr)
+            if q.since_ms is not None:
+                since.append(q.since_ms)
+            if q.until_ms is not None:
+                until.append(q.until_ms)
+    if u.handles:
+        nodes.append(_any([Field(k, h) for h in u.handles for k in ("from", "mention")]))
+    if filters.include_handles:
+        nodes.append(_any([Field("from", handle_key(h)) for h in filters.include_handles]))
+    nodes += [Not(Field("from", handle_key(h))) for h in filters.exclude_handles]
+    if filters.include_domains:
+        nodes.append(_any([Field("url", url_host(d) or d) for d in filters.include_domains]))
+    nodes += [Not(Field("url", url_host(d) or d)) for d in filters.exclude_domains]
+    if filters.min_likes > 0:
+        nodes.append(MinCount("likes", filters.min_likes))
+    lo, hi = u.time.bounds(as_of)
+    if lo is not None:
+        since.append(to_ms(lo))
+    if hi is not None:
+        until.append(to_ms(hi))
+    if filters.since is not None:
+        since.append(to_ms(filters.since))
+    if filters.until is not None:
+        until.append(to_ms(filters.until))
+    stated = (
+        u.time.explicit
+        or filters.since is not None
+        or bool(re.search(r"\bsince:", u.operators + " " + filters.query))
+    )
+    return Bounds(
+        tuple(nodes), max(since) if since else None, min(until) if until else None, stated
+    )
+
+
+def trend_report(db: Database, as_of_ms: int, window_ms: int = 3_600_000) -> TrendReport | None:
+    """The database's trend report at ``as_of_ms``, or ``None`` when it keeps no trends or
+    cannot answer for that instant."""
+    trends = getattr(db, "trends", None)
+    if trends is None:
+        return None
+    try:
+        report: TrendReport = trends.report(as_of_ms=as_of_ms, window_ms=window_ms, limit=10)
+    except FiresiftError:
+        return None
+    return report
+
+
+def _stem(word: str) -> str:
+    return word[: max(4, len(word) - 2)]
+
+
+def _coverage(text: str, stems: dict[str, float], total: float) -> float:
+    if total <= 0:
+        return 1.0
+    words = {w for w in re.findall(r"\w+", text.lower())}
+    got = 0.0
+    for stem, weight in stems.items():
+        if any(w.startswith(stem) for w in words):
+            got += weight
+    return got / total
+
+
+def _feedback_terms(
+    posts: Sequence[tuple[Post, float]], asked: dict[str, float], k: int
+) -> list[str]:
+    """RM1 weights over the feedback posts; the ``k`` heaviest words not already asked."""
+    total = sum(s for _, s in posts) or 1.0
+    weights: dict[str, float] = {}
+    stems = [_stem(w) for w in asked]
+    for post, score in posts:
+        words = content_words(post.text)
+        if not words:
+            continue
+        share = (score / total) / len(words)
+        for w in words:
+            if len(w) < 3 or w.isdigit() or w.startswith(("http", "t.co")):
+                continue
+            weights[w] = weights.get(w, 0.0) + share
+    ranked = sorted(weights, key=lambda w: (-weights[w], w))
+    return [w for w in ranked if not any(w.startswith(s) or s.startswith(_stem(w)) for s in stems)][
+        :k
+    ]
+
+
+def _half_life(u: Understanding) -> int:
+    if u.time.kind in ("live", "recent") and u.time.window is not None:
+        return max(30 * 60_000, to_ms_delta(u.time.window) // 2)
+    if u.time.kind in ("day", "date", "since_day", "since_clock"):
+        return 24 * 3_600_000
+    return RankParams().half_life_ms
+
+
+def to_ms_delta(d: timedelta) -> int:
+    return int(d.total_seconds() * 1000)
+
+
+def _related_stories(report: TrendReport | None, terms: dict[str, float]) -> list[Story]:
+    if report is None:
+        return []
+    if not terms:
+        return list(report.stories)
+    stems = [_stem(t) for t in terms]
+    out = []
+    for s in report.stories:
+        words = " ".join((*s.terms, s.title)).lower().replace("#", " ").split()
+        if any(w.startswith(st) for w in words for st in stems):
+            out.append(s)
+    return out
+
+
+def retrieve(
+    db: Database,
+    u: Understanding,
+    *,
+    as_of: datetime,
+    filters: Filters = NO_FILTERS,
+    params: RetrieveParams | None = None,
+    report: TrendReport | None = None,
+    limit: int | None = None,
+) -> EvidencePool:
+    """The evidence pool for question ``u`` at ``as_of`` (see the module docstring);
+    ``limit`` hits (default ``filters.max_results``) plus their thread context."""
+    params = params or RetrieveParams()
+    pool = EvidencePool(as_of)
+    bounds = constraints(u, filters, as_of)
+    n_hits = max(1, limit if limit is not None else filters.max_results)
+    ranked = _ranked(db, u, bounds, as_of, filters, params, report, pool)
+    if (
+        len(ranked) < params.min_results
+        and not bounds.stated_window
+        and bounds.since_ms is not None
+    ):
+        wider = Bounds(bounds.nodes, None, bounds.until_ms, False)
+        more = _ranked(db, u, wider, as_of, filters, params, report, pool)
+        if len(more) > len(ranked):
+            pool.warnings.append(
+                f"few posts in the {u.time.describe()} window; older posts are included"
+            )
+            ranked = more
+    for post, cand in ranked[:n_hits]:
+        pool.add(
+            post,
+            "story" if cand.story and cand.bm25 == 0 else "hit",
+            score=cand.score,
+            story=cand.story,
+            collapsed=cand.collapsed,
+        )
+    _threads(db, pool, params, as_of)
+    return pool
+
+
+def _ranked(
+    db: Database,
+    u: Understanding,
+    bounds: Bounds,
+    as_of: datetime,
+    filters: Filters,
+    params: RetrieveParams,
+    report: TrendReport | None,
+    pool: EvidencePool,
+) -> list[tuple[Post, _Cand]]:
+    as_of_ms = to_ms(as_of)
+    index = db.index
+    cands: dict[str, _Cand] = {}
+    terms = u.terms
+    if terms:
+        first = index.search(
+            bounds.query(_any([Word(t) for t in terms])), as_of_ms=as_of_ms, limit=params.candidates
+        )
+        top1 = max((h.score for h in first), default=0.0) or 1.0
+        for h in first:
+            cands[h.key] = _Cand(
+                h.key, 0.0, h.created_ms, h.likes, h.reposts, h.dup, h.orig, bm25=h.score / top1
+            )
+    else:
+        first = index.search(
+            bounds.query(), as_of_ms=as_of_ms, limit=params.candidates, sort="recent"
+        )
+        for h in first:
+            cands[h.key] = _Cand(h.key, 0.0, h.created_ms, h.likes, h.reposts, h.dup, h.orig)
+    posts = db.store.get_many(split_key(k) for k in cands)
+    if terms and params.feedback_terms and cands:
+        best = sorted(cands.values(), key=lambda c: -c.bm25)[: params.feedback_docs]
+        fb_posts = [(posts[split_key(c.key)], c.bm25) for c in best if split_key(c.key) in posts]
+        extra = _feedback_terms(fb_posts, terms, params.feedback_terms)
+        if extra:
+            second = index.search(
+                bounds.query(_any([Word(t) for t in extra])),
+                as_of_ms=as_of_ms,
+                limit=params.candidates,
+            )
+            top2 = max((h.score for h in second), default=0.0) or 1.0
+            new = [h for h in second if h.key not in cands]
+            for h in second:
+                c = cands.get(h.key)
+                if c is None:
+                    c = cands[h.key] = _Cand(
+                        h.key, 0.0, h.created_ms, h.likes, h.reposts, h.dup, h.orig
+                    )
+                c.feedback = h.score / top2
+            posts.update(db.store.get_many(split_key(h.key) for h in new))
+    stories = _related_stories(report, terms) if u.intent == "happening" else []
+    if stories:
+        story_of = {k: s.id for s in reversed(stories) for k in s.top_posts[: params.story_posts]}
+        missing = [k for k in story_of if k not in cands]
+        posts.update(db.store.get_many(split_key(k) for k in missing))
+        for key, sid in story_of.items():
+            p = posts.get(split_key(key))
+            if p is None:
+                continue
+            c = cands.get(key)
+            if c is None:
+                c = cands[key] = _Cand(
+                    key,
+                    0.0,
+                    to_ms(p.created_at),
+                    p.metrics.likes,
+                    p.metrics.reposts,
+                    dup_fingerprint(p.text),
+                    p.repost_of or key,
+                )
+            c.story = sid
+        pool.stories = tuple(stories)
+    stems = {_stem(t): w for t, w in terms.items()}
+    total = sum(stems.values())
+    lam = params.feedback_weight
+    kept: list[_Cand] = []
+    considered: list[Post] = []
+    for key, c in cands.items():
+        p = posts.get(split_key(key))
+        if p is None or to_ms(p.created_at) > as_of_ms:
+            continue
+        if filters.sources and p.source not in filters.sources:
+            continue
+        if filters.min_views and (p.metrics.views or 0) < filters.min_views:
+            continue
+        if terms:
+            cov = _coverage(p.text, stems, total)
+            rel = ((1 - lam) * c.bm25 + lam * c.feedback) * (0.5 + cov)
+            if cov >= CONSIDER_COVERAGE:
+                considered.append(p)
+        else:
+            rel = 1.0
+            considered.append(p)
+        if c.story:
+            rel *= 1 + params.story_boost
+        c.score = max(rel, 1e-6)
+        kept.append(c)
+    pool.consider(considered)
+    texts = {c.key: posts[split_key(c.key)].text for c in kept}
+    rparams = RankParams(half_life_ms=_half_life(u))
+    result = rank(kept, as_of_ms=as_of_ms, limit=len(kept), texts=texts, params=rparams)
+    by_key = {c.key: c for c in kept}
+    seen_authors: dict[str, int] = {}
+    scored: list[tuple[float, Post, _Cand]] = []
+    for rh in result.hits:
+        post = posts[split_key(rh.key)]
+        author = post.author.id or post.author.handle
+        k = seen_authors.get(author, 0)
+        seen_authors[author] = k + 1
+        cand = by_key[rh.key]
+        story = cand.story or next(
+            (by_key[x].story for x in rh.collapsed_keys if by_key[x].story), None
+        )
+        out = _Cand(
+            rh.key,
+            rh.score * params.author_decay**k,
+            cand.created_ms,
+            cand.likes,
+            cand.reposts,
+            cand.dup,
+            cand.orig,
+            cand.bm25,
+            cand.feedback,
+            story,
+            rh.collapsed_keys,
+        )
+        scored.append((out.score, post, out))
+    scored.sort(key=lambda t: (-t[0], t[2].key))
+    return [(p, c) for _, p, c in scored]
+
+
+def _threads(db: Database, pool: EvidencePool, params: RetrieveParams, as_of: datetime) -> None:
+    as_of_ms = to_ms(as_of)
+    for item in pool.hits()[: params.thread_hits]:
+        post = item.post
+        if post.reply_to and post.conversation_id and post.conversation_id != post.id:
+            root = db.store.get(post.source, post.conversation_id)
+            if root is not None:
+                pool.add(root, "root", parent=item.key)
+        replies = db.store.replies_to(post.source, post.id, until_ms=as_of_ms)
+        for reply in replies[: params.replies_per_hit]:
+            pool.add(reply, "reply", parent=item.key)
+
+
+class StreamTools:
+    """:class:`~firesift.answer.composer.Tools` over a database, bounded by ``pool.as_of``;
+    every post returned is added to ``pool`` so it can be cited."""
+
+    def __init__(self, db: Database, pool: EvidencePool, filters: Filters = NO_FILTERS) -> None:
+        self.db = db
+        self.pool = pool
+        self.filters = filters
+
+    def search_posts(
+        self,
+        query: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        from_: str | None = None,
+        limit: int = 10,
+    ) -> list[Post]:
+        q = parse(query)
+        expr = q.expr
+        if from_:
+            author = Field("from", handle_key(from_))
+            expr = author if expr is None else And((expr, author))
+        lo = [x for x in (q.since_ms, to_ms(since) if since else None) if x is not None]
+        hi = [x for x in (q.until_ms, to_ms(until) if until else None) if x is not None]
+        as_of_ms = to_ms(self.pool.as_of)
+        ranked = self.db.index.ranked_search(
+            Query(expr, max(lo) if lo else None, min(hi) if hi else None),
+            as_of_ms=as_of_ms,
+            limit=max(1, min(limit, 50)),
+        )
+        found = self.db.store.get_many(split_key(k) for k in ranked.keys)
+        posts = [found[split_key(k)] for k in ranked.keys if split_key(k) in found]
+        return [i.post for i in self.pool.add_many(posts, "tool")]
+
+    def get_thread(self, id: str) -> list[Post]:
+        source, pid = ("", id) if ":" not in id or id.startswith("at://") else split_key(id)
+        sources = [source] if source else sorted(self.db.store.stats().sources) or ["x"]
+        as_of_ms = to_ms(self.pool.as_of)
+        for src in sources:
+            post = self.db.store.get(src, pid)
+            if post is None:
+                continue
+            conv = post.conversation_id or post.id
+            thread = self.db.store.thread(src, conv, until_ms=as_of_ms) or [post]
+            return [i.post for i in self.pool.add_many(thread, "tool")]
+        return []
+
+    def get_trends(self) -> TrendReport | None:
+        return trend_report(self.db, to_ms(self.pool.as_of))

@@ -1,0 +1,374 @@
+"""Query understanding: a conversation in, what to search for and when out.
+
+A question such as "Has the Ottawa gunman been identified since 9am?" becomes an
+:class:`Understanding`: weighted content terms (``ottawa``, ``gunman``, ``identified``), the
+X operators the person typed (kept verbatim and parsed by :mod:`firesift.query`), handles and
+hashtags, a :class:`TimeSpec` and an intent. Design decisions:
+
+- **Rules, not a model.** Questions to a stream are short and formulaic; a few regular
+  expressions cover the time words people use and cost microseconds. Anything not understood
+  stays a search word, so a miss degrades to plain keyword search rather than to nothing.
+- **Time is resolved late.** A :class:`TimeSpec` stores what was said ("last 2 hours",
+  "since 9am", "yesterday", "on 24 March"), not instants: "now" is decided afterwards by
+  :meth:`firesift.answer.engine.AnswerEngine.resolve_as_of` (the wall clock, or the newest post
+  of an archive), and :meth:`TimeSpec.bounds` turns the words into ``[since, until)`` then.
+  Clock times and dates without a zone are UTC, like every time in firesift.
+- **Operators pass through.** ``from:``, ``since:``, ``min_faves:``, ``filter:``, quoted
+  phrases and ``-word`` mean what they mean on X: they become hard constraints, while the
+  remaining words are soft (OR-ed, BM25-weighted), because a natural-language question ANDed
+  word by word matches nothing. An ``@handle`` in a question is a constraint "by or mentioning
+  this account"; a ``#tag`` is a heavily weighted term.
+- **Follow-ups inherit the topic.** A turn that leans on the conversation ("what about the
+  second gunman?", "and in Sydney?", a pronoun, or two content words or fewer) keeps its own
+  terms at full weight and adds the previous question's terms at half weight; time and
+  operators carry over when the new turn has none.
+- **Intent.** ``happening`` ("what is happening", "latest", "right now") turns on the trending
+  story boost; ``claim`` ("is it true that ...", "fact check ...") makes the engine run a claim
+  check on the extracted claim; everything else is ``search``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from firesift.answer.model import Message
+from firesift.errors import QueryError
+from firesift.trends import STOPWORDS
+
+__all__ = [
+    "DEFAULT_WINDOW",
+    "LIVE_WINDOW",
+    "Intent",
+    "TimeSpec",
+    "Understanding",
+    "content_words",
+    "understand",
+]
+
+Intent = Literal["happening", "claim", "search"]
+TimeKind = Literal["none", "live", "recent", "since_clock", "day", "since_day", "date"]
+
+DEFAULT_WINDOW = timedelta(hours=24)
+"""How far back a question without time words looks when deciding whether the database is an
+archive (see :meth:`~firesift.answer.engine.AnswerEngine.resolve_as_of`)."""
+LIVE_WINDOW = timedelta(hours=2)
+"""The window "right now" / "currently" / "latest" search in (widened when it is empty)."""
+
+_QUESTION_TEXT = """
+    happening happened happen going tell know anything something someone anyone news latest
+    update updates really true truth actually please give show say saying said says think
+    people reports reported report reporting right currently today yesterday tonight morning
+    afternoon evening whats what's who's hows there's theres it's anybody everything
+    confirm confirmed correct fact check verify rumour rumor rumours rumors claim claims
+    """
+QUESTION_WORDS = frozenset(_QUESTION_TEXT.split())
+"""Words of how people ask, not of what they ask about (never search terms)."""
+_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "few": 3, "couple": 2}
+_UNIT_SECONDS = {"minute": 60, "min": 60, "hour": 3600, "hr": 3600, "day": 86400, "week": 604800}
+_MONTHS = {
+    m: i + 1
+    for i, names in enumerate(
+        [
+            ("january", "jan"),
+            ("february", "feb"),
+            ("march", "mar"),
+            ("april", "apr"),
+            ("may",),
+            ("june", "jun"),
+            ("july", "jul"),
+            ("august", "aug"),
+            ("september", "sep", "sept"),
+            ("october", "oct"),
+            ("november", "nov"),
+            ("december", "dec"),
+        ]
+    )
+    for m in names
+}
+_MONTH = "|".join(sorted(_MONTHS, key=len, reverse=True))
+
+_I = re.IGNORECASE
+_RE_RECENT = re.compile(
+    r"\b(?:in|over|during|within)?\s*(?:the\s+)?(?:last|past|previous)\s+"
+    r"(?:(\d+|an?|one|two|three|few|couple)\s+(?:of\s+)?)?"
+    r"(minute|min|hour|hr|day|week)s?\b",
+    _I,
+)
+_RE_SINCE_CLOCK = re.compile(
+    r"\b(?:since|after|from)\s+(\d{1,2})(?::(\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?\s*(?:utc|gmt)?"
+    r"(?=\W|$)",
+    _I,
+)
+_RE_SINCE_DAY = re.compile(r"\bsince\s+(yesterday|midnight|this\s+morning|today)\b", _I)
+_RE_YESTERDAY = re.compile(r"\byesterday\b", _I)
+_RE_TODAY = re.compile(r"\b(?:today|this\s+(?:morning|afternoon|evening)|tonight)\b", _I)
+_RE_LIVE = re.compile(
+    r"\b(?:right\s+now|just\s+now|at\s+the\s+moment|as\s+we\s+speak|currently|now)\b", _I
+)
+_RE_ISO_DATE = re.compile(r"\b(?:on\s+)?(\d{4})-(\d{2})-(\d{2})\b", _I)
+_RE_DAY_MONTH = re.compile(
+    rf"\b(?:on\s+)?(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH})\.?(?:,?\s+(\d{{4}}))?\b", _I
+)
+_RE_MONTH_DAY = re.compile(
+    rf"\b(?:on\s+)?({_MONTH})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?\b", _I
+)
+
+_RE_HAPPENING = re.compile(
+    r"\bwhat(?:'s|’s|\s+is|\s+are)?\s+(?:happening|going\s+on|new)\b|\bwhat\s+happened\b"
+    r"|\blatest\b|\bany\s+(?:news|updates?)\b|\bupdates?\s+on\b|\bbreaking\b"
+    r"|\bwhat(?:'s|’s|\s+is)\s+the\s+(?:situation|news)\b|\bright\s+now\b",
+    _I,
+)
+_RE_CLAIM = re.compile(
+    r"^\s*(?:is\s+it\s+(?:true|correct|right|confirmed|accurate|a\s+fact)"
+    r"|is\s+there\s+(?:any\s+)?(?:evidence|proof|confirmation)"
+    r"|(?:fact[\s-]?check|verify|check)(?:\s+(?:the\s+)?(?:claim|rumou?r))?"
+    r"|true\s+or\s+false|did\s+.+\s+really|is\s+the\s+rumou?r)"
+    r"(?:\s+that|\s*:|\s+)?\s*",
+    _I,
+)
+_RE_FOLLOWUP = re.compile(
+    r"^\s*(?:what|how)\s+about\b|^\s*and\b|^\s*also\b|^\s*what\s+else\b|^\s*any\s+more\b"
+    r"|^\s*more\s+on\b|^\s*(?:why|how|when|where|who)\s*\??\s*$",
+    _I,
+)
+_PRONOUN_TEXT = "he she they him her them it its his their that this those these"
+_PRONOUNS = frozenset(_PRONOUN_TEXT.split())
+
+_OPERATOR = re.compile(
+    r"(?<!\S)-?(?:from|to|lang|url|since|until|min_faves|min_retweets|min_reposts|min_replies"
+    r"|filter):\S+",
+    _I,
+)
+_QUOTED = re.compile(r"(?<!\S)-?[\"“][^\"“”]+[\"”]")
+_NEGATED = re.compile(r"(?<!\S)-[#\w][\w'’-]*")
+_HANDLE = re.compile(r"(?<![\w@])@([A-Za-z0-9_](?:[\w.-]*\w)?)")
+_HASHTAG = re.compile(r"(?<![\w&#])#(\w+)")
+_WORD = re.compile(r"[^\W_][\w'’-]*", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSpec:
+    """A time expression as said; instants come from :meth:`bounds` once "now" is known."""
+
+    kind: TimeKind = "none"
+    text: str = ""
+    window: timedelta | None = None
+    clock: tuple[int, int] | None = None
+    day_offset: int = 0
+    date: tuple[int | None, int, int] | None = None
+
+    @property
+    def explicit(self) -> bool:
+        """True when the person bounded the time themselves (never widened silently)."""
+        return self.kind not in ("none", "live")
+
+    def lookback(self) -> timedelta | None:
+        """How far before "now" the question reaches, for the archive rule; ``None`` for an
+        absolute date, which needs no "now"."""
+        if self.kind == "date":
+            return None
+        if self.kind in ("live", "recent"):
+            return self.window or LIVE_WINDOW
+        if self.kind in ("since_clock", "since_day") or (
+            self.kind == "day" and self.day_offset == 0
+        ):
+            return timedelta(days=1)
+        if self.kind == "day":
+            return timedelta(days=1 - self.day_offset)
+        return DEFAULT_WINDOW
+
+    def bounds(self, as_of: datetime) -> tuple[datetime | None, datetime | None]:
+        """``[since, until)`` in UTC relative to ``as_of`` (either may be ``None``)."""
+        as_of = as_of.astimezone(UTC)
+        midnight = as_of.replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.kind in ("live", "recent"):
+            return as_of - (self.window or LIVE_WINDOW), None
+        if self.kind == "since_clock" and self.clock is not None:
+            since = midnight.replace(hour=self.clock[0], minute=self.clock[1])
+            return (since - timedelta(days=1) if since > as_of else since), None
+        if self.kind == "since_day":
+            return midnight + timedelta(days=self.day_offset), None
+        if self.kind == "day":
+            start = midnight + timedelta(days=self.day_offset)
+            return start, start + timedelta(days=1)
+        if self.kind == "date" and self.date is not None:
+            year, month, day = self.date
+            try:
+                start = datetime(year or as_of.year, month, day, tzinfo=UTC)
+            except ValueError:
+                return None, None
+            if year is None and start > as_of:
+                start = start.replace(year=start.year - 1)
+            return start, start + timedelta(days=1)
+        return None, None
+
+    def describe(self) -> str:
+        return self.text or "any time"
+
+
+@dataclass(frozen=True, slots=True)
+class Understanding:
+    """What a conversation's last question asks for.
+
+    ``terms`` maps lowercase words (hashtags without ``#``) to weights; ``operators`` is X query
+    text the person typed (``from:ap "second gunman" -hoax``), parsed later; ``handles`` are
+    accounts the question names; ``claim`` is the statement to check for ``intent == "claim"``.
+    """
+
+    question: str
+    resolved: str
+    terms: dict[str, float]
+    operators: str = ""
+    handles: tuple[str, ...] = ()
+    hashtags: tuple[str, ...] = ()
+    time: TimeSpec = field(default_factory=TimeSpec)
+    intent: Intent = "search"
+    claim: str = ""
+    followup: bool = False
+
+    @property
+    def words(self) -> list[str]:
+        """The terms, heaviest first."""
+        return sorted(self.terms, key=lambda t: (-self.terms[t], t))
+
+
+def content_words(text: str) -> list[str]:
+    """Lowercase words of ``text`` that carry meaning (stopwords, question words, links,
+    handles and one-letter tokens removed), in order, without repeats."""
+    text = re.sub(r"https?://\S+|www\.\S+", " ", text)
+    text = _HANDLE.sub(" ", text)
+    out: dict[str, None] = {}
+    for m in _WORD.finditer(text.lower()):
+        w = m.group(0).strip("'’-").replace("’", "'")
+        if w.endswith("'s"):
+            w = w[:-2]
+        if len(w) < 2 or w in STOPWORDS or w in QUESTION_WORDS:
+            continue
+        out[w] = None
+    return list(out)
+
+
+def _time(text: str) -> tuple[TimeSpec, str]:
+    """The first time expression in ``text`` and the text without it."""
+
+    def cut(m: re.Match[str]) -> str:
+        return (text[: m.start()] + " " + text[m.end() :]).strip()
+
+    if m := _RE_RECENT.search(text):
+        raw = (m.group(1) or "1").lower()
+        n = int(raw) if raw.isdigit() else _NUMBERS.get(raw, 1)
+        unit = m.group(2).lower()
+        window = timedelta(seconds=n * _UNIT_SECONDS[unit])
+        return TimeSpec("recent", m.group(0).strip(), window=window), cut(m)
+    if m := _RE_SINCE_DAY.search(text):
+        word = m.group(1).lower()
+        offset = -1 if word == "yesterday" else 0
+        return TimeSpec("since_day", m.group(0), day_offset=offset), cut(m)
+    if (m := _RE_SINCE_CLOCK.search(text)) and (m.group(2) or m.group(3)):
+        hour, minute = int(m.group(1)), int(m.group(2) or 0)
+        ampm = (m.group(3) or "").lower().replace(".", "")
+        if ampm == "pm" and hour < 12:
+            hour += 12
+        elif ampm == "am" and hour == 12:
+            hour = 0
+        if hour < 24 and minute < 60:
+            return TimeSpec("since_clock", m.group(0).strip(), clock=(hour, minute)), cut(m)
+    if m := _RE_ISO_DATE.search(text):
+        date = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        return TimeSpec("date", m.group(0).strip(), date=date), cut(m)
+    if m := _RE_DAY_MONTH.search(text):
+        year = int(m.group(3)) if m.group(3) else None
+        spec = TimeSpec(
+            "date", m.group(0).strip(), date=(year, _MONTHS[m.group(2).lower()], int(m.group(1)))
+        )
+        return spec, cut(m)
+    if m := _RE_MONTH_DAY.search(text):
+        year = int(m.group(3)) if m.group(3) else None
+        spec = TimeSpec(
+            "date", m.group(0).strip(), date=(year, _MONTHS[m.group(1).lower()], int(m.group(2)))
+        )
+        return spec, cut(m)
+    if m := _RE_YESTERDAY.search(text):
+        return TimeSpec("day", m.group(0), day_offset=-1), cut(m)
+    if m := _RE_TODAY.search(text):
+        return TimeSpec("since_day", m.group(0), day_offset=0), cut(m)
+    if m := _RE_LIVE.search(text):
+        return TimeSpec("live", m.group(0), window=LIVE_WINDOW), cut(m)
+    return TimeSpec(), text
+
+
+def _single(question: str) -> Understanding:
+    text = " ".join(question.split())
+    intent: Intent = "search"
+    claim = ""
+    if m := _RE_CLAIM.match(text):
+        rest = text[m.end() :].strip(" ?!.")
+        if len(content_words(rest)) >= 2:
+            intent, claim = "claim", rest
+    if intent == "search" and _RE_HAPPENING.search(text):
+        intent = "happening"
+    operators = [m.group(0) for m in _OPERATOR.finditer(text)]
+    body = _OPERATOR.sub(" ", text)
+    operators += [m.group(0) for m in _QUOTED.finditer(body)]
+    body = _QUOTED.sub(" ", body)
+    operators += [m.group(0) for m in _NEGATED.finditer(body)]
+    body = _NEGATED.sub(" ", body)
+    spec, body = _time(body)
+    handles = tuple(dict.fromkeys(h.lower() for h in _HANDLE.findall(body)))
+    hashtags = tuple(dict.fromkeys(t.lower() for t in _HASHTAG.findall(body)))
+    terms: dict[str, float] = {}
+    for tag in hashtags:
+        terms[tag] = 1.5
+    for w in content_words(_HASHTAG.sub(" ", body)):
+        terms.setdefault(w, 1.0)
+    if claim and not terms:
+        terms = dict.fromkeys(content_words(claim), 1.0)
+    return Understanding(
+        question=question,
+        resolved=question,
+        terms=terms,
+        operators=" ".join(operators),
+        handles=handles,
+        hashtags=hashtags,
+        time=spec,
+        intent=intent,
+        claim=claim,
+    )
+
+
+def _is_followup(u: Understanding) -> bool:
+    if _RE_FOLLOWUP.search(u.question):
+        return True
+    words = {w.strip("?.!,").lower() for w in u.question.split()}
+    return (bool(words & _PRONOUNS) and len(u.terms) <= 3) or len(u.terms) <= 1
+
+
+def understand(messages: Sequence[Message]) -> Understanding:
+    """Understand the last user message of ``messages``, resolving a follow-up against the
+    earlier user turns. Raises :class:`~firesift.errors.QueryError` if there is no question."""
+    asked = [m.content for m in messages if m.role == "user" and m.content.strip()]
+    if not asked:
+        raise QueryError("no question: the conversation has no user message with text")
+    u = _single(asked[-1])
+    if len(asked) == 1 or not _is_followup(u):
+        return u
+    previous = understand([Message("user", q) for q in asked[:-1]])
+    terms = dict(u.terms)
+    for word, weight in previous.terms.items():
+        terms.setdefault(word, weight * 0.5)
+    topic = " ".join(previous.words[:6])
+    return replace(
+        u,
+        resolved=f"{u.question} (context: {topic})" if topic else u.question,
+        terms=terms,
+        operators=u.operators or previous.operators,
+        handles=u.handles or previous.handles,
+        time=u.time if u.time.kind != "none" else previous.time,
+        intent="happening" if u.intent == "search" and previous.intent == "happening" else u.intent,
+        followup=True,
+    )

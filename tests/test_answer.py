@@ -1,0 +1,334 @@
+"""The answer engine on a database built from real RumourEval 2017 + PHEME posts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from rich.console import Console
+
+from firesift.answer.citations import MARKER, markers
+from firesift.answer.composer import ComposeContext, Composer
+from firesift.answer.engine import AnswerEngine
+from firesift.answer.extractive import clean_post_text
+from firesift.answer.model import (
+    VERDICTS,
+    Answer,
+    AnswerDelta,
+    AnswerDone,
+    AnswerEvent,
+    Filters,
+    Message,
+)
+from firesift.answer.render import render_answer
+from firesift.answer.understand import understand
+from firesift.database import Database
+from firesift.errors import FiresiftError, NotFound, QueryError
+from firesift.evaluation.answers_eval import bench_answer, load_questions, run
+from firesift.formats import Problem, read
+from firesift.pipeline import IngestSummary
+from firesift.post import to_ms
+
+OTTAWA = datetime(2014, 10, 22, 23, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def db(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    database = Database(tmp_path_factory.mktemp("answer-db"))
+    summary = IngestSummary()
+    pipeline = database.pipeline()
+    for name in ("rumoureval2017/posts.jsonl", "pheme9/source_tweets.jsonl"):
+        for item in read(shared_data / name):
+            assert not isinstance(item, Problem), item
+            pipeline.feed(item.events, summary)
+    pipeline.flush(summary)
+    yield database
+    database.close()
+
+
+@pytest.fixture(scope="session")
+def engine(db: Database) -> AnswerEngine:
+    return AnswerEngine(db)
+
+
+def ask(engine: AnswerEngine, question: str, as_of: datetime, **kw: Any) -> Answer:
+    return engine.answer([Message("user", question)], as_of=as_of, **kw)
+
+
+def assert_valid_citations(db: Database, answer: Answer) -> None:
+    assert markers(answer.text) and sorted(set(markers(answer.text))) == [
+        c.n for c in answer.citations
+    ]
+    first = list(dict.fromkeys(markers(answer.text)))
+    assert first == list(range(1, len(first) + 1))
+    for c in answer.citations:
+        stored = db.store.get(c.post.source, c.post.id)
+        assert stored is not None
+        assert to_ms(stored.created_at) <= to_ms(answer.as_of)
+
+
+# --- understanding --------------------------------------------------------------------------
+
+
+def test_time_expressions_resolve_against_as_of() -> None:
+    now = datetime(2015, 3, 24, 15, 30, tzinfo=UTC)
+    cases = {
+        "what happened in the last hour in the Alps?": (now - timedelta(hours=1), None),
+        "Germanwings news since 9am": (datetime(2015, 3, 24, 9, tzinfo=UTC), None),
+        "What happened yesterday in Ottawa?": (
+            datetime(2015, 3, 23, tzinfo=UTC),
+            datetime(2015, 3, 24, tzinfo=UTC),
+        ),
+        "What was said on 22 October about Ottawa?": (
+            datetime(2014, 10, 22, tzinfo=UTC),
+            datetime(2014, 10, 23, tzinfo=UTC),
+        ),
+        "What is happening in Sydney right now?": (now - timedelta(hours=2), None),
+    }
+    for question, expected in cases.items():
+        u = understand([Message("user", question)])
+        assert u.time.bounds(now) == expected, question
+    assert understand([Message("user", "Sydney siege right now")]).intent == "happening"
+
+
+def test_operators_handles_and_hashtags_pass_through() -> None:
+    u = understand(
+        [Message("user", 'is @ottawapolice saying "second gunman" -hoax from:cbcnews #ottnews?')]
+    )
+    assert u.handles == ("ottawapolice",)
+    assert "from:cbcnews" in u.operators and '"second gunman"' in u.operators
+    assert "-hoax" in u.operators
+    assert u.terms["ottnews"] > 1.0 and "hoax" not in u.terms
+
+
+def test_follow_up_inherits_the_topic() -> None:
+    u = understand(
+        [
+            Message("user", "Has the Ottawa gunman been identified?"),
+            Message("assistant", "Yes [1]."),
+            Message("user", "What about the second gunman?"),
+        ]
+    )
+    assert u.followup
+    assert u.terms["second"] == 1.0 and u.terms["ottawa"] == 0.5
+
+
+def test_claim_intent_extracts_the_claim() -> None:
+    u = understand([Message("user", "Is it true that Prince will play a secret show in Toronto?")])
+    assert u.intent == "claim"
+    assert u.claim == "Prince will play a secret show in Toronto"
+
+
+def test_no_question_is_an_error(engine: AnswerEngine) -> None:
+    with pytest.raises(QueryError):
+        engine.answer([Message("assistant", "hello")])
+
+
+# --- answers --------------------------------------------------------------------------------
+
+
+def test_answer_is_grounded_cited_and_copied(db: Database, engine: AnswerEngine) -> None:
+    answer = ask(engine, "Has the Ottawa gunman been identified?", OTTAWA)
+    assert answer.grounded and answer.composer == "extractive"
+    assert answer.as_of == OTTAWA
+    assert_valid_citations(db, answer)
+    assert any("Zehaf-Bibeau" in c.post.text for c in answer.citations)
+    assert answer.text.startswith("As of 23:30 UTC on 22 Oct 2014: ")
+    ev = answer.evidence
+    assert ev.posts >= ev.accounts > 1 and ev.first_seen and ev.last_seen
+    assert ev.last_seen <= OTTAWA
+    cited = {c.n: clean_post_text(c.post.text) for c in answer.citations}
+    for line in answer.text.splitlines()[1:]:
+        if not MARKER.search(line) or line.startswith("Claim check"):
+            continue
+        sentence = MARKER.split(line.lstrip("- "))[0].strip().rstrip(".")
+        assert any(sentence in cited[n] for n in markers(line)), line
+
+
+def test_as_of_is_never_crossed(db: Database, engine: AnswerEngine) -> None:
+    early = datetime(2014, 10, 22, 14, 30, tzinfo=UTC)
+    answer = ask(engine, "Has the Ottawa gunman been identified?", early)
+    assert_valid_citations(db, answer)
+    assert all(c.post.created_at <= early for c in answer.citations)
+    assert not any("Zehaf-Bibeau" in c.post.text for c in answer.citations)
+
+
+def test_stream_deltas_concatenate_to_the_answer(engine: AnswerEngine) -> None:
+    events = list(
+        engine.stream(
+            [Message("user", "What is happening in Sydney right now?")],
+            as_of=datetime(2014, 12, 15, 1, 0, tzinfo=UTC),
+        )
+    )
+    assert isinstance(events[-1], AnswerDone)
+    deltas = [e.text for e in events[:-1] if isinstance(e, AnswerDelta)]
+    assert len(deltas) == len(events) - 1 > 1
+    assert "".join(deltas) == events[-1].answer.text
+
+
+def test_follow_up_answers_about_the_second_gunman(db: Database, engine: AnswerEngine) -> None:
+    answer = engine.answer(
+        [
+            Message("user", "Has the Ottawa gunman been identified?"),
+            Message("user", "What about the second gunman?"),
+        ],
+        as_of=datetime(2014, 10, 22, 17, 0, tzinfo=UTC),
+    )
+    assert_valid_citations(db, answer)
+    assert any("Ottawa" in c.post.text or "ottawa" in c.post.text for c in answer.citations)
+
+
+def test_filters_matching_nothing_say_so(engine: AnswerEngine) -> None:
+    answer = ask(
+        engine,
+        "Has the Ottawa gunman been identified?",
+        OTTAWA,
+        filters=Filters(include_handles=("no_such_account_here",)),
+    )
+    assert not answer.grounded and not answer.citations
+    assert "Nothing in the stream answers this" in answer.text
+    assert "no posts matched the filters" in answer.warnings
+
+
+def test_archive_answers_as_of_its_newest_post(db: Database) -> None:
+    engine = AnswerEngine(db, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    newest = db.store.stats().max_created_at
+    answer = engine.answer([Message("user", "What is happening with Germanwings?")])
+    assert answer.as_of == newest
+    assert any("archive" in w for w in answer.warnings)
+    live = AnswerEngine(db, clock=lambda: newest + timedelta(minutes=5))  # type: ignore[operator]
+    assert live.resolve_as_of(None) == (newest + timedelta(minutes=5), [])  # type: ignore[operator]
+
+
+def test_unknown_composer_names_the_valid_ones(engine: AnswerEngine) -> None:
+    with pytest.raises(NotFound, match="extractive"):
+        engine.stream([Message("user", "Ottawa?")], as_of=OTTAWA, composer="nope")
+    assert "extractive" in engine.composer_names()
+
+
+class _Scripted(Composer):
+    """A composer that writes what it is told, citing pool numbers (as an LLM would)."""
+
+    name: ClassVar[str] = "scripted"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def compose(self, ctx: ComposeContext) -> Iterator[AnswerEvent]:
+        out = ctx.writer(flag_uncited=True)
+        for piece in (self.text[:7], self.text[7:]):
+            yield AnswerDelta(out.feed(piece))
+        yield AnswerDelta(out.close())
+        yield AnswerDone(out.answer())
+
+
+def test_invented_markers_are_removed_and_uncited_flagged(db: Database) -> None:
+    fake = _Scripted("The gunman was named [2]. Invented [99]. This one cites nothing here.")
+    engine = AnswerEngine(db, composers={"scripted": fake})
+    answer = ask(engine, "Has the Ottawa gunman been identified?", OTTAWA, composer="scripted")
+    assert answer.text == "The gunman was named [1]. Invented. This one cites nothing here."
+    assert len(answer.citations) == 1
+    assert any("[99]" in w for w in answer.warnings)
+    assert any(w == "uncited sentence: This one cites nothing here." for w in answer.warnings)
+
+
+class _Liar(Composer):
+    name: ClassVar[str] = "liar"
+
+    def compose(self, ctx: ComposeContext) -> Iterator[AnswerEvent]:
+        yield AnswerDone(Answer("never streamed [1]", (), ctx.as_of, ctx.pool.stats()))
+
+
+def test_engine_refuses_a_composer_whose_stream_differs(db: Database) -> None:
+    engine = AnswerEngine(db, composers={"liar": _Liar()})
+    with pytest.raises(FiresiftError, match="streamed text differs"):
+        ask(engine, "Has the Ottawa gunman been identified?", OTTAWA, composer="liar")
+
+
+def test_tools_respect_as_of_and_add_to_the_pool(engine: AnswerEngine) -> None:
+    as_of = datetime(2014, 10, 22, 15, 0, tzinfo=UTC)
+    ctx = engine.prepare([Message("user", "Ottawa shooting")], as_of=as_of)
+    found = ctx.tools.search_posts("gunman", from_=None, limit=5)
+    thread = ctx.tools.get_thread("x:524932935137628160")
+    for post in [*found, *thread]:
+        assert post.created_at <= as_of
+        assert ctx.pool.number_of(post) is not None
+
+
+def test_render_answer_links_markers_and_keeps_post_markup_literal(
+    engine: AnswerEngine,
+) -> None:
+    answer = ask(engine, "Has the Ottawa gunman been identified?", OTTAWA)
+    console = Console(width=120, record=True, force_terminal=True)
+    console.print(render_answer(answer))
+    exported = console.export_text(clear=False)
+    assert "Sources" in exported and f"@{answer.citations[0].post.author.handle}" in exported
+    assert answer.citations[0].post.url
+    assert "\x1b]8;id=" in console.export_text(styles=True)
+    assert clean_post_text("RT @x: BREAKING: [bold]now[/bold] [2] #a #b") == "[bold]now[/bold]"
+    hostile = Answer("[bold]loud[/bold] [1]", answer.citations[:1], OTTAWA, answer.evidence)
+    console.print(render_answer(hostile))
+    assert "[bold]loud[/bold]" in console.export_text()
+
+
+# --- claim checks ---------------------------------------------------------------------------
+
+
+def test_claim_check_groups_evidence_by_stance(engine: AnswerEngine) -> None:
+    as_of = datetime(2015, 3, 24, 13, 0, tzinfo=UTC)
+    verdict = engine.check("A Germanwings Airbus A320 crashed in the French Alps", as_of=as_of)
+    assert verdict.verdict in VERDICTS and verdict.verdict != "no_evidence"
+    assert set(verdict.counts) == {"support", "deny", "query", "comment"}
+    assert verdict.counts["support"]["accounts"] >= 2
+    assert all(e.post.created_at <= as_of for e in verdict.evidence)
+    data = verdict.to_dict()
+    assert data["verdict"] == verdict.verdict and data["evidence"][0]["stance"]
+
+
+def test_claim_without_posts_is_no_evidence(engine: AnswerEngine) -> None:
+    verdict = engine.check("purple elephants parade on Mars", as_of=OTTAWA)
+    assert verdict.verdict == "no_evidence" and not verdict.evidence
+
+
+def test_is_it_true_questions_carry_a_claim_check(db: Database, engine: AnswerEngine) -> None:
+    answer = ask(
+        engine,
+        "Is it true that Prince will play a secret show in Toronto?",
+        datetime(2014, 11, 4, 20, 0, tzinfo=UTC),
+    )
+    assert "Claim check:" in answer.text
+    assert_valid_citations(db, answer)
+
+
+# --- evaluation -----------------------------------------------------------------------------
+
+
+def test_question_set_is_real_and_large_enough(db: Database) -> None:
+    items = load_questions()
+    answers = [i for i in items if i["kind"] == "answer"]
+    assert len(answers) >= 40
+    for item in answers:
+        as_of = datetime.fromisoformat(item["as_of"].replace("Z", "+00:00"))
+        found = db.store.get_many(("x", pid) for pid in item["relevant"])
+        assert len(found) == len(item["relevant"]) > 0, item["id"]
+        assert all(p.created_at <= as_of for p in found.values()), item["id"]
+
+
+def test_eval_run_reports_valid_citations(tmp_path: Path) -> None:
+    items = [i for i in load_questions() if i["id"] in {"ottawa-identified", "claim-gw-crash"}]
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    report = run(questions=path)
+    assert report["questions"] == 1 and report["ingested"] > 9000
+    assert report["citation_validity"] == 1.0
+    assert report["recall@10"] > 0.5
+    assert report["claims"]["items"] == 1
+
+
+def test_bench_answer_reports_percentiles(db: Database) -> None:
+    out = bench_answer(db, [("Ottawa gunman", OTTAWA), "Sydney siege"], warmup=1)
+    assert out["answers"] == 2 and out["p99_ms"] >= out["p50_ms"] > 0
