@@ -1,0 +1,387 @@
+// Building the page's DOM from API data.
+//
+// Post text, names and URLs come from strangers on the internet: they only ever enter the DOM as
+// text nodes or attribute values (never innerHTML), and only http(s) URLs become links.
+
+const SVG = "http://www.w3.org/2000/svg";
+
+/** el("a", {class: "x", href}, "text", child, ...): an element; strings become text nodes. */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      node.addEventListener(key.slice(2), value);
+    } else {
+      node.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+  node.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
+/** The URL if it is an absolute http(s) URL, else null (no javascript:, data:, relative...). */
+export function safeUrl(url) {
+  if (typeof url !== "string" || !url) return null;
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
+const compact = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
+
+export function fmtTime(iso, short = false) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const today = new Date().toDateString() === d.toDateString();
+  return (short && today ? timeOnly : dateTime).format(d);
+}
+
+export function plural(n, word) {
+  return `${fmtNum(n)} ${n === 1 ? word : word + "s"}`;
+}
+
+export function fmtNum(n) {
+  return typeof n === "number" && Number.isFinite(n) ? compact.format(n) : "–";
+}
+
+function timeEl(iso, short) {
+  return iso ? el("time", { datetime: iso }, fmtTime(iso, short)) : null;
+}
+
+/** One shape for posts from search, citations, claim evidence and the live stream. */
+export function normPost(p) {
+  const a = p.author;
+  const author =
+    a && typeof a === "object"
+      ? { handle: a.handle || "", name: a.name || "", verified: !!a.verified, followers: a.followers }
+      : { handle: a || "", name: p.author_name || "", verified: !!p.verified };
+  return {
+    source: p.source || "",
+    id: p.id === undefined || p.id === null ? "" : String(p.id),
+    url: p.url || "",
+    author,
+    created_at: p.created_at || p.date || "",
+    text: p.text ?? p.snippet ?? p.title ?? "",
+    metrics: p.metrics || {},
+    stance: p.stance || null,
+    confidence: p.confidence,
+  };
+}
+
+function byline(post, short = false) {
+  const { handle, name, verified } = post.author;
+  return el(
+    "p",
+    { class: "byline" },
+    name ? el("strong", { class: "name" }, name) : null,
+    verified ? el("span", { class: "verified", title: "verified account" }, " ✓") : null,
+    handle ? el("span", { class: "handle" }, ` @${handle}`) : null,
+    post.created_at ? el("span", { class: "sep", "aria-hidden": "true" }, " · ") : null,
+    timeEl(post.created_at, short),
+  );
+}
+
+const METRICS = [
+  ["replies", "reply", "replies"],
+  ["reposts", "repost", "reposts"],
+  ["quotes", "quote", "quotes"],
+  ["likes", "like", "likes"],
+  ["views", "view", "views"],
+];
+
+function metricsList(metrics) {
+  const items = METRICS.filter(([key]) => typeof metrics[key] === "number").map(
+    ([key, one, many]) =>
+      el(
+        "li",
+        { title: `${metrics[key]} ${metrics[key] === 1 ? one : many}` },
+        el("strong", {}, fmtNum(metrics[key])),
+        ` ${metrics[key] === 1 ? one : many}`,
+      ),
+  );
+  return items.length ? el("ul", { class: "metrics", "aria-label": "Engagement" }, items) : null;
+}
+
+export function stanceBadge(stance) {
+  return stance ? el("span", { class: `badge stance-${stance}` }, stance) : null;
+}
+
+function originalLink(post) {
+  const href = safeUrl(post.url);
+  if (!href) return el("span", { class: "hint" }, "no web link for this post");
+  return el(
+    "a",
+    { class: "original", href, target: "_blank", rel: "noopener noreferrer" },
+    "Open original ↗",
+  );
+}
+
+/** The full card of one post (the dialog and search results). */
+export function postCard(raw, { compact = false } = {}) {
+  const post = normPost(raw);
+  return el(
+    "article",
+    { class: compact ? "post compact" : "post", "data-key": `${post.source}:${post.id}` },
+    byline(post),
+    el("p", { class: "text" }, post.text),
+    el(
+      "div",
+      { class: "post-foot" },
+      stanceBadge(post.stance),
+      metricsList(post.metrics),
+      originalLink(post),
+    ),
+  );
+}
+
+/** A one-line clickable post (ticker, claim evidence, thread). */
+export function postRow(raw, onOpen, { short = true } = {}) {
+  const post = normPost(raw);
+  return el(
+    "li",
+    { class: "row" },
+    el(
+      "button",
+      { type: "button", class: "row-button", onclick: () => onOpen(raw) },
+      el(
+        "span",
+        { class: "row-head" },
+        stanceBadge(post.stance),
+        el("span", { class: "handle" }, post.author.handle ? `@${post.author.handle}` : post.source),
+        " ",
+        timeEl(post.created_at, short),
+      ),
+      el("span", { class: "row-text" }, post.text),
+    ),
+  );
+}
+
+/** An inline SVG sparkline of per-minute counts (oldest first). */
+export function sparkline(values, { width = 120, height = 28 } = {}) {
+  const svg = document.createElementNS(SVG, "svg");
+  const series = (values || []).map((v) => (Number.isFinite(v) ? v : 0));
+  const top = Math.max(1, ...series);
+  const peak = series.length ? Math.max(...series) : 0;
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("width", width);
+  svg.setAttribute("height", height);
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `posts per minute over ${series.length} min, peak ${peak}`);
+  if (series.length < 2) return svg;
+  const step = width / (series.length - 1);
+  const points = series.map((v, i) => [i * step, height - 1 - (v / top) * (height - 3)]);
+  const line = points.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ");
+  const area = document.createElementNS(SVG, "polygon");
+  area.setAttribute("points", `0,${height} ${line} ${width},${height}`);
+  area.setAttribute("class", "spark-area");
+  const stroke = document.createElementNS(SVG, "polyline");
+  stroke.setAttribute("points", line);
+  stroke.setAttribute("class", "spark-line");
+  svg.append(area, stroke);
+  return svg;
+}
+
+/** One developing story in the trends panel. */
+export function storyItem(story, onAsk) {
+  const total = (story.volume || []).reduce((a, b) => a + b, 0);
+  return el(
+    "li",
+    { class: "story", "data-id": story.id },
+    el(
+      "div",
+      { class: "story-head" },
+      el("span", { class: `badge status-${story.status}` }, story.status),
+      sparkline(story.volume),
+    ),
+    el("p", { class: "story-title" }, story.title || "(no text)"),
+    el(
+      "p",
+      { class: "story-meta" },
+      `${plural(total, "post")} · ${plural(story.authors, "account")}`,
+      story.first_seen ? " · since " : "",
+      timeEl(story.first_seen, true),
+    ),
+    el(
+      "div",
+      { class: "story-foot" },
+      el("ul", { class: "term-list", "aria-label": "Key terms" }, (story.terms || []).slice(0, 6).map((t) => el("li", {}, t))),
+      el("button", { type: "button", class: "secondary small", onclick: () => onAsk(story) }, "Ask"),
+    ),
+  );
+}
+
+const VERDICTS = {
+  supported: "Supported",
+  disputed: "Disputed",
+  unverified: "Unverified",
+  no_evidence: "No evidence",
+};
+const STANCES = ["support", "deny", "query", "comment"];
+
+/** A claim check: verdict, accounts per stance as a bar, and the evidence posts. */
+export function verdictView(result, onOpen) {
+  const counts = result.counts || {};
+  const accounts = (s) => counts[s]?.accounts ?? 0;
+  const posts = (s) => counts[s]?.posts ?? 0;
+  const total = STANCES.reduce((sum, s) => sum + accounts(s), 0);
+  const summaryLabel = STANCES.map((s) => `${s} ${accounts(s)}`).join(", ");
+  const bar = el(
+    "div",
+    { class: "stance-bar", role: "img", "aria-label": `Accounts per stance: ${summaryLabel}` },
+    STANCES.filter((s) => accounts(s) > 0).map((s) =>
+      el("span", { class: `seg stance-${s}`, style: `flex-grow: ${accounts(s)}` }),
+    ),
+  );
+  return el(
+    "div",
+    { class: "verdict", "data-verdict": result.verdict },
+    el(
+      "p",
+      { class: "verdict-head" },
+      el("span", { class: `badge verdict-badge verdict-${result.verdict}` }, VERDICTS[result.verdict] || result.verdict),
+      result.as_of ? el("span", { class: "hint" }, " as of ", timeEl(result.as_of)) : null,
+    ),
+    result.summary ? el("p", { class: "summary" }, result.summary) : null,
+    total ? bar : null,
+    el(
+      "dl",
+      { class: "stance-counts" },
+      STANCES.map((s) =>
+        el(
+          "div",
+          { class: `count stance-${s}` },
+          el("dt", {}, s),
+          el("dd", {}, plural(accounts(s), "account"), el("span", { class: "hint" }, ` · ${plural(posts(s), "post")}`)),
+        ),
+      ),
+    ),
+    warningsList(result.warnings),
+    result.evidence?.length
+      ? el("ol", { class: "rows evidence-list", "aria-label": "Evidence" }, result.evidence.map((p) => postRow(p, onOpen, { short: false })))
+      : null,
+  );
+}
+
+export function warningsList(warnings) {
+  if (!warnings || !warnings.length) return null;
+  return el("ul", { class: "warnings", "aria-label": "Warnings" }, warnings.map((w) => el("li", {}, String(w))));
+}
+
+export function errorBox(message) {
+  return el("p", { class: "error", role: "alert" }, message);
+}
+
+export function emptyBox(message) {
+  return el("p", { class: "empty" }, message);
+}
+
+/** "12 posts from 9 accounts · 10:02–10:41 · as of 11:00" over an answer. */
+export function evidenceHeader(final) {
+  const ev = final.evidence || {};
+  return el(
+    "p",
+    { class: "evidence" },
+    el("strong", {}, plural(ev.posts ?? 0, "post")),
+    " from ",
+    el("strong", {}, plural(ev.accounts ?? 0, "account")),
+    ev.first_seen ? [" · first seen ", timeEl(ev.first_seen)] : null,
+    ev.last_seen ? [" · last ", timeEl(ev.last_seen)] : null,
+    final.as_of ? [" · as of ", timeEl(final.as_of)] : null,
+  );
+}
+
+/** The numbered sources under an answer. */
+export function sourcesList(results, onOpen) {
+  return el(
+    "ol",
+    { class: "sources", "aria-label": "Sources" },
+    results.map((r, i) => {
+      const post = normPost(r);
+      return el(
+        "li",
+        {},
+        el(
+          "button",
+          { type: "button", class: "source", onclick: () => onOpen(i + 1) },
+          el("span", { class: "chip", "aria-hidden": "true" }, String(i + 1)),
+          el("span", { class: "handle" }, post.author.handle ? `@${post.author.handle}` : post.source),
+          " ",
+          el("span", { class: "source-text" }, post.text),
+        ),
+      );
+    }),
+  );
+}
+
+/**
+ * Writes streamed answer text into `target`, turning "[n]" markers into chip buttons. A marker
+ * split across chunks ("[1" then "2]") is held back until it is complete.
+ */
+export class AnswerWriter {
+  constructor(target, onChip) {
+    this.target = target;
+    this.onChip = onChip;
+    this.pending = "";
+    this.chips = [];
+  }
+
+  write(piece) {
+    let s = this.pending + piece;
+    this.pending = "";
+    const partial = s.match(/\[\d*$/);
+    if (partial) {
+      this.pending = partial[0];
+      s = s.slice(0, partial.index);
+    }
+    let last = 0;
+    for (const m of s.matchAll(/\[(\d+)\]/g)) {
+      this.#text(s.slice(last, m.index));
+      this.#chip(Number(m[1]));
+      last = m.index + m[0].length;
+    }
+    this.#text(s.slice(last));
+  }
+
+  end() {
+    this.#text(this.pending);
+    this.pending = "";
+  }
+
+  /** Labels each chip with its cited post once the final chunk has arrived. */
+  resolve(results) {
+    for (const chip of this.chips) {
+      const n = Number(chip.dataset.n);
+      const r = results[n - 1];
+      if (r) {
+        const post = normPost(r);
+        chip.setAttribute("aria-label", `Source ${n}: @${post.author.handle || post.source}`);
+        chip.title = post.author.handle ? `@${post.author.handle}` : post.url;
+      } else {
+        chip.disabled = true;
+        chip.title = "source not returned";
+      }
+    }
+  }
+
+  #text(t) {
+    if (!t) return;
+    const last = this.target.lastChild;
+    if (last && last.nodeType === Node.TEXT_NODE) last.appendData(t);
+    else this.target.append(document.createTextNode(t));
+  }
+
+  #chip(n) {
+    const chip = el("button", { type: "button", class: "chip", "data-n": n, "aria-label": `Source ${n}` }, String(n));
+    chip.addEventListener("click", () => this.onChip(n, chip));
+    this.chips.push(chip);
+    this.target.append(chip);
+  }
+}
