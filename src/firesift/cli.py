@@ -28,6 +28,7 @@ EPILOG = """examples:
   curl -sN https://example.org/stream | firesift ingest - --format x_v2
   firesift search '"gunman" from:ottawapolice -filter:replies' --as-of 2014-10-22T16:00Z
   firesift search '#sydneysiege OR #MartinPlace min_retweets:10' --limit 5 --json
+  firesift trends --as-of 2014-12-15T06:00Z --window 1h
   firesift stats --json
 """
 
@@ -183,6 +184,29 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trends(args: argparse.Namespace) -> int:
+    from firesift.post import to_ms
+    from firesift.timeparse import parse_duration
+    from firesift.trends import render_table
+
+    as_of = _parse_as_of(args.as_of)
+    window_ms = int(parse_duration(args.window).total_seconds() * 1000)
+    db = _open_db(_settings(args))
+    try:
+        report = db.trends.report(
+            as_of_ms=None if as_of is None else to_ms(as_of), window_ms=window_ms, limit=args.limit
+        )
+    finally:
+        db.close()
+    if args.json:
+        _out(report.to_json())
+        return 0
+    from rich.console import Console
+
+    Console(highlight=False).print(render_table(report))
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     db = _open_db(_settings(args))
     try:
@@ -209,6 +233,25 @@ def cmd_settings(args: argparse.Namespace) -> int:
         return 0
     for s in SETTINGS:
         print(f"{s.name:<13} {shown[s.name]:<40} {s.env}: {s.help}")
+    return 0
+
+
+def cmd_train_stance(args: argparse.Namespace) -> int:
+    from firesift.answer.train_stance import train
+
+    if not args.data.is_dir():
+        raise FiresiftError(
+            f"no RumourEval 2017 data at {args.data}: pass --data DIR (the folder with posts.jsonl)"
+        )
+    out = args.out or Path(__file__).parent / "answer" / "stance_model.npz"
+    _err(f"training on {args.data} -> {out}")
+    report = train(args.data, out, seed=args.seed).to_dict()
+    if args.json:
+        _out(report)
+    else:
+        for key in ("accuracy", "macro_f1", "majority_accuracy", "majority_macro_f1", "n_dev"):
+            if key in report:
+                print(f"dev {key:>18}: {report[key]}")
     return 0
 
 
@@ -268,12 +311,30 @@ def build_parser() -> argparse.ArgumentParser:
     db_opt(p)
     p.add_argument("--json", action="store_true")
 
+    p = add("trends", cmd_trends, "What is bursting: trending terms and stories with volumes.")
+    p.add_argument("--as-of", metavar="TIME", help="default: the newest post")
+    p.add_argument("--window", default="1h", help="span of volumes and series (default 1h)")
+    p.add_argument("--limit", type=int, default=10)
+    db_opt(p)
+    p.add_argument("--json", action="store_true")
+
     p = add("stats", cmd_stats, "Counts per source, time span and index freshness.")
     db_opt(p)
     p.add_argument("--json", action="store_true")
 
     p = add("settings", cmd_settings, "Show every setting, its value and where to set it.")
     db_opt(p)
+    p.add_argument("--json", action="store_true")
+
+    p = add("train-stance", cmd_train_stance, "Retrain the shipped reply-stance model.")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("../shared/data/rumoureval2017"),
+        help="RumourEval 2017 folder (default: ../shared/data/rumoureval2017)",
+    )
+    p.add_argument("--out", type=Path, default=None, help="model file (default: the shipped one)")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
 
     from firesift.bench import BENCHES
