@@ -58,16 +58,7 @@ def copy_db(src: Path, dst: Path) -> Path:
 
 
 def _serve_argv() -> list[str]:
-    """``firesift serve`` once the CLI has it, else the server module's own entry point."""
-    from firesift.cli import build_parser
-
-    parser = build_parser()
-    commands = next(
-        (a.choices for a in parser._actions if getattr(a, "choices", None) is not None), {}
-    )
-    if commands and "serve" in commands:
-        return [sys.executable, "-m", "firesift.cli", "serve"]
-    return [sys.executable, "-m", "firesift.api.server"]
+    return [sys.executable, "-m", "firesift.cli", "serve"]
 
 
 class ServerProcess:

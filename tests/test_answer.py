@@ -194,6 +194,36 @@ def test_filters_matching_nothing_say_so(engine: AnswerEngine) -> None:
     assert "no posts matched the filters" in answer.warnings
 
 
+def test_context_posts_and_citations_respect_every_filter(
+    db: Database, engine: AnswerEngine
+) -> None:
+    question = "What happened at the National War Memorial in Ottawa?"
+    at = datetime(2014, 10, 22, 14, 40, tzinfo=UTC)
+    plain = ask(engine, question, at)
+    replies = [
+        i for i in engine.prepare([Message("user", question)], as_of=at).pool if i.role == "reply"
+    ]
+    assert replies, "the unfiltered pool pulls in replies"
+    author = plain.citations[0].post.author.handle
+    only = Filters(include_handles=(author,), max_results=3)
+    ctx = engine.prepare([Message("user", question)], as_of=at, filters=only)
+    assert ctx.pool.items and all(i.author.lower() == author.lower() for i in ctx.pool)
+    answer = ask(engine, question, at, filters=only)
+    assert 0 < len(answer.citations) <= 3
+    assert {c.post.author.handle.lower() for c in answer.citations} == {author.lower()}
+    assert answer.usage is None and "usage" not in answer.to_dict()
+    repliers = {i.author for i in replies}
+    excluded = Filters(exclude_handles=tuple(repliers))
+    ctx = engine.prepare([Message("user", question)], as_of=at, filters=excluded)
+    assert not {i.author for i in ctx.pool} & repliers
+    other = Filters(sources=("bluesky",))
+    assert not engine.prepare([Message("user", question)], as_of=at, filters=other).pool.items
+    for n in (1, 3, 5):
+        capped = ask(engine, question, at, filters=Filters(max_results=n))
+        assert 0 < len(capped.citations) <= n
+        assert_valid_citations(db, capped)
+
+
 def test_archive_answers_as_of_its_newest_post(db: Database) -> None:
     engine = AnswerEngine(db, clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     newest = db.store.stats().max_created_at

@@ -34,6 +34,25 @@ def test_streaming_equals_whole_text_at_every_split() -> None:
             assert out == whole, (i, j)
 
 
+def test_dropped_marker_before_kept_one_keeps_the_space() -> None:
+    assert check_markers("heard shots [12][1].", {1}).text == "heard shots [1]."
+    assert check_markers("heard shots [12][13] [1].", {1}).text == "heard shots [1]."
+    assert check_markers("heard shots [12].", {1}).text == "heard shots."
+    assert check_markers("shots [12] and more [1]", {1}).text == "shots and more [1]"
+    assert check_markers("[1] shots [12][1][9]", {1}).text == "[1] shots [1]"
+
+
+def test_streaming_equals_whole_text_with_dropped_markers() -> None:
+    text = "heard shots [12][1]. Then [9] [2][8]. Gone [7] [3, 2] end [5"
+    whole = check_markers(text, {1, 2, 3}).text
+    assert whole == "heard shots [1]. Then [2]. Gone [3][2] end [5"
+    for i in range(len(text) + 1):
+        for j in range(i, len(text) + 1):
+            f = MarkerFilter({1, 2, 3}.__contains__)
+            out = f.feed(text[:i]) + f.feed(text[i:j]) + f.feed(text[j:]) + f.close()
+            assert out == whole, (i, j)
+
+
 def test_uncited_sentences_skip_headers_and_list_intros() -> None:
     text = (
         "As of 14:05 UTC: 212 posts from 180 accounts.\n"

@@ -132,3 +132,55 @@ def test_settings_lists_every_setting() -> None:
 
     out = json.loads(run("settings", "--json").stdout)
     assert [s["name"] for s in out] == [s.name for s in SETTINGS]
+
+
+def test_ask_json_cites_only_posts_before_as_of(db: Path) -> None:
+    as_of = "2014-10-22T22:00:00+00:00"
+    r = run("ask", "What happened at the Ottawa parliament?", "--as-of", as_of, "--json", db=db)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert {"answer", "citations", "as_of", "evidence", "warnings"} <= set(out)
+    assert out["citations"], out
+    for c in out["citations"]:
+        assert {"n", "source", "id", "url", "author", "created_at", "text"} <= set(c)
+        assert c["created_at"] <= as_of
+        assert f"[{c['n']}]" in out["answer"]
+    assert out["evidence"]["posts"] >= len(out["citations"])
+
+
+def test_ask_without_evidence_says_so(db: Path) -> None:
+    r = run("ask", "zzyzx quokka regatta results", "--json", db=db)
+    out = json.loads(r.stdout)
+    assert out["grounded"] is False
+    assert "nothing in the stream answers this" in out["answer"].lower()
+
+
+def test_check_json(db: Path) -> None:
+    r = run(
+        "check",
+        "a gunman is on the loose in Ottawa",
+        "--as-of",
+        "2014-10-22T20:00Z",
+        "--json",
+        db=db,
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["verdict"] in {"supported", "disputed", "unverified", "no_evidence"}
+    assert out["evidence"]
+    assert {"source", "id", "stance"} <= set(out["evidence"][0])
+    assert set(out["counts"]) >= {"support", "deny"}
+
+
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
+    created = json.loads(run("keys", "create", "--name", "ci", "--json", db=tmp_path).stdout)
+    secret = created["secret"]
+    listed = run("keys", "list", "--json", db=tmp_path)
+    assert secret not in listed.stdout
+    keys = json.loads(listed.stdout)
+    assert [k["name"] for k in keys] == ["ci"]
+    assert run("keys", "revoke", keys[0]["id"], db=tmp_path).returncode == 0
+    assert json.loads(run("keys", "list", "--json", db=tmp_path).stdout) == []
+    missing = run("keys", "revoke", "nope", db=tmp_path)
+    assert missing.returncode == 2
+    assert "Traceback" not in missing.stderr

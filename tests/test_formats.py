@@ -716,3 +716,20 @@ def test_canonical_optional_fields_and_author_forms() -> None:
 def test_canonical_rejects_malformed_posts_with_a_reason(obj: dict[str, Any], reason: str) -> None:
     with pytest.raises(ParseError, match=reason):
         Canonical().parse(obj)
+
+
+def test_canonical_keeps_only_web_links() -> None:
+    from firesift.formats.canonical import Canonical
+
+    [post] = Canonical().parse(
+        {
+            "id": "1",
+            "text": "click",
+            "created_at": "2015-01-07T11:06:08Z",
+            "author": "mallory",
+            "url": "javascript:alert(1)",
+            "urls": ["javascript:alert(2)", "https://example.org/a", "data:text/html,x"],
+        }
+    )
+    assert post.url == "https://x.com/mallory/status/1"
+    assert post.urls == ("https://example.org/a",)

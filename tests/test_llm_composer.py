@@ -451,8 +451,12 @@ def test_usage_is_summed_over_rounds(
         ),
     )
     composer = LLMComposer(backend)
-    run(composer, context())
+    ctx = context()
+    _, answer = run(composer, ctx)
     assert composer.usage == Usage(2400, 50, 2450)
+    expected = {"prompt_tokens": 2400, "completion_tokens": 50, "total_tokens": 2450}
+    assert answer.usage == expected == ctx.usage
+    assert answer.to_dict()["usage"] == expected
 
 
 def test_empty_pool_without_tools_does_not_call_the_model(
@@ -466,6 +470,7 @@ def test_empty_pool_without_tools_does_not_call_the_model(
     assert answer.text == NO_EVIDENCE.format(as_of="2014-10-22T15:00:00Z")
     assert not answer.grounded and not answer.citations
     assert server.history == []
+    assert answer.usage == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 
 def test_uncited_answer_is_not_grounded(

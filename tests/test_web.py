@@ -1,6 +1,6 @@
 """The web page in a real headless Chromium against the real server in a subprocess.
 
-The server (``python -m firesift.api.server``, what ``firesift serve`` runs) listens on
+The server (``firesift serve``) listens on
 127.0.0.1, port 0, with a throwaway database holding the real RumourEval 2017 posts,
 except the Germanwings-crash conversations: those are held back and replayed through
 ``/api/ingest`` with fresh timestamps, so the live panels have something to show.
@@ -86,7 +86,7 @@ def server(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     replay = sorted((r for r in rows if r["event"] == REPLAY_EVENT), key=lambda r: r["ts"])
     db = tmp / "db"
     cli = [sys.executable, "-m", "firesift.cli"]
-    serve = [sys.executable, "-m", "firesift.api.server"]
+    serve = [*cli, "serve"]
     done = subprocess.run(
         [*cli, "ingest", str(kept), "--db", str(db)], env=env, capture_output=True, text=True
     )

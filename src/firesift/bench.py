@@ -64,7 +64,9 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _ingest_corpus(db_dir: Path, lines: list[bytes], batch_size: int = 5000) -> float:
+def _ingest_corpus(
+    db_dir: Path, lines: list[bytes], batch_size: int = 5000, *, check: bool = True
+) -> float:
     """Parse, store, index and make searchable; returns the elapsed seconds."""
     from firesift.database import Database
     from firesift.formats.reader import Problem, read
@@ -80,7 +82,7 @@ def _ingest_corpus(db_dir: Path, lines: list[bytes], batch_size: int = 5000) -> 
             pipeline.feed(item.events, summary)
         pipeline.flush(summary)
         elapsed = time.perf_counter() - t0
-    if summary.ingested != len(lines):
+    if check and summary.ingested != len(lines):
         raise RuntimeError(f"expected {len(lines)} posts, ingested {summary.ingested}")
     return elapsed
 
@@ -246,10 +248,114 @@ def bench_freshness(work: Path, posts: int | None, log: Log) -> Result:
     }
 
 
+def _demo_lines() -> list[bytes]:
+    import gzip
+    import importlib.resources
+
+    ref = importlib.resources.files("firesift.demo").joinpath("corpus.jsonl.gz")
+    return gzip.decompress(ref.read_bytes()).splitlines(keepends=True)
+
+
+def bench_answer(work: Path, posts: int | None, log: Log) -> Result:
+    """Extractive answer latency on the demo corpus plus ``posts`` synthetic posts (1M by
+    default): the shipped evaluation questions (at their as-of instants) and questions in the
+    synthetic vocabulary; plus the llm composer's own overhead with an instant model."""
+    from firesift.answer.engine import AnswerEngine
+    from firesift.answer.llm_composer import overhead_ms
+    from firesift.answer.model import Message
+    from firesift.database import Database
+    from firesift.evaluation.answers_eval import bench_answer as time_answers
+    from firesift.evaluation.answers_eval import load_questions
+    from firesift.timeparse import parse_time
+
+    n = posts or 1_000_000
+    db_dir = work / "db"
+    log("answer: ingesting the demo corpus")
+    _ingest_corpus(db_dir, _demo_lines(), check=False)
+    stream = SyntheticStream()
+    chunk = 200_000
+    for start in range(0, n, chunk):
+        _ingest_corpus(db_dir, list(stream.lines(min(chunk, n - start))))
+        log(f"answer: {min(n, start + chunk):,} synthetic posts")
+    now = datetime.now(UTC)
+    real = [
+        (q["question"], parse_time(q["as_of"], now=now))
+        for q in load_questions()
+        if q.get("kind") == "answer"
+    ]
+    synthetic = [(" ".join(stream.query_terms(2)), None) for _ in range(len(real))]
+    with Database(db_dir) as db:
+        log(f"answer: {len(real) + len(synthetic)} questions")
+        real_t = time_answers(db, real, warmup=3)
+        synth_t = time_answers(db, synthetic, warmup=3)
+        all_t = time_answers(db, [*real, *synthetic], warmup=0)
+        engine = AnswerEngine(db)
+        question, as_of = real[0]
+        llm = overhead_ms(lambda: engine.prepare([Message("user", question)], as_of=as_of), runs=30)
+    return {
+        "posts": n + len(_demo_lines()),
+        "all_p50_ms": all_t["p50_ms"],
+        "all_p99_ms": all_t["p99_ms"],
+        "real_questions_p50_ms": real_t["p50_ms"],
+        "real_questions_p99_ms": real_t["p99_ms"],
+        "synthetic_questions_p50_ms": synth_t["p50_ms"],
+        "synthetic_questions_p99_ms": synth_t["p99_ms"],
+        "llm_composer_overhead_median_ms": round(llm.median_ms, 2),
+        "llm_composer_overhead_p95_ms": round(llm.p95_ms, 2),
+        "peak_rss_mib": round(_peak_rss_mib()),
+    }
+
+
+def bench_trends(work: Path, posts: int | None, log: Log) -> Result:
+    """What trend maintenance adds to ingest (the same posts with and without the tracker, in
+    the same run) and how fast a report answers after ``posts`` posts."""
+    from firesift.database import Database
+    from firesift.formats.reader import Problem, read
+    from firesift.pipeline import IngestSummary
+
+    n = posts or 200_000
+    lines = list(SyntheticStream(rate_per_s=300.0).lines(n))
+    plain = _ingest_corpus(work / "plain", lines)
+    summary = IngestSummary()
+    with Database(work / "trends") as db:
+        trends = db.trends
+        pipeline = db.pipeline(batch_size=5000, refresh_ms=1000)
+        t0 = time.perf_counter()
+        for item in read(io.BytesIO(b"".join(lines)), name="synthetic"):
+            if isinstance(item, Problem):
+                raise RuntimeError(str(item))
+            pipeline.feed(item.events, summary)
+        pipeline.flush(summary)
+        with_trends = time.perf_counter() - t0
+        times = []
+        for _ in range(50):
+            t1 = time.perf_counter()
+            trends.report(limit=20)
+            times.append((time.perf_counter() - t1) * 1000)
+    return {
+        "posts": n,
+        "ingest_posts_per_s_without_trends": round(n / plain),
+        "ingest_posts_per_s_with_trends": round(n / with_trends),
+        "trends_added_cost": round(with_trends / plain - 1, 3),
+        "report_p50_ms": round(_pct(times, 0.5), 2),
+        "report_p99_ms": round(_pct(times, 0.99), 2),
+        "peak_rss_mib": round(_peak_rss_mib()),
+    }
+
+
+def bench_serve(work: Path, posts: int | None, log: Log) -> Result:
+    from firesift.api.bench import bench_serve as run_serve
+
+    return run_serve(work, posts, log)
+
+
 BENCHES: dict[str, Callable[[Path, int | None, Log], Result]] = {
     "ingest": bench_ingest,
     "freshness": bench_freshness,
     "search": bench_search,
+    "trends": bench_trends,
+    "answer": bench_answer,
+    "serve": bench_serve,
 }
 
 

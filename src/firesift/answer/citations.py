@@ -5,10 +5,14 @@ A composer writes ``[n]`` where ``n`` is the number of an evidence item it was g
 rewrites that text, incrementally, so it can sit in a token stream:
 
 - a marker whose number is not in the evidence is **removed** (with the space before it) and
-  recorded in :attr:`MarkerFilter.dropped`: a model cannot cite a post it was not shown;
+  recorded in :attr:`MarkerFilter.dropped`: a model cannot cite a post it was not shown; when
+  a kept marker follows directly (``"shots [12][1]"``), that space goes before the kept one
+  (``"shots [1]"``);
 - kept markers are **renumbered 1..k in order of first appearance**, so the answer's ``[1]`` is
   its first citation and ``Answer.citations`` lists them in that order;
-- ``[3, 5]`` and ``[3,5]`` become ``[a][b]``; an immediate repeat (``[2][2]``) is written once.
+- ``[3, 5]`` and ``[3,5]`` become ``[a][b]``; an immediate repeat (``[2][2]``) is written once;
+- with a ``limit`` (the caller's ``max_results``), markers of a post beyond the first ``limit``
+  distinct ones are removed like invalid ones and recorded in :attr:`MarkerFilter.capped`.
 
 Because renumbering depends only on what came before, filtering chunk by chunk gives exactly
 the text filtering the whole would: streamed deltas concatenate to the final ``Answer.text``.
@@ -58,14 +62,19 @@ class MarkerFilter:
     """Rewrites composer text chunk by chunk (see the module docstring).
 
     ``valid(n)`` says whether evidence number ``n`` exists. After :meth:`close`, ``cited``
-    lists the evidence numbers kept, in citation order (``cited[0]`` became ``[1]``).
+    lists the evidence numbers kept, in citation order (``cited[0]`` became ``[1]``). ``limit``
+    caps how many distinct posts may be cited; ``capped`` lists the numbers removed for it.
     """
 
     valid: Callable[[int], bool]
+    limit: int | None = None
     cited: list[int] = field(default_factory=list)
     dropped: list[int] = field(default_factory=list)
+    capped: list[int] = field(default_factory=list)
     _new: dict[int, int] = field(default_factory=dict)
     _pending: str = ""
+    _gap: str = ""
+    """Whitespace removed with a dropped marker, restored if a kept marker follows it."""
     _last: int | None = None
     _closed: bool = False
 
@@ -87,6 +96,9 @@ class MarkerFilter:
             self.dropped.append(n)
             return None
         if n not in self._new:
+            if self.limit is not None and len(self._new) >= self.limit:
+                self.capped.append(n)
+                return None
             self._new[n] = len(self._new) + 1
             self.cited.append(n)
         return self._new[n]
@@ -105,15 +117,20 @@ class MarkerFilter:
                 if k is not None and k != (kept[-1] if kept else self._last):
                     kept.append(k)
             if kept:
-                out.append(seg + "".join(f"[{k}]" for k in kept))
+                out.append((seg or self._gap) + "".join(f"[{k}]" for k in kept))
                 self._last = kept[-1]
+                self._gap = ""
             else:
-                out.append(seg.rstrip(" \t"))
+                body = seg.rstrip(" \t")
+                out.append(body)
+                if seg:
+                    self._gap = seg[len(body) :]
             pos = m.end()
         rest = text[pos:]
         if final:
             out.append(rest)
             self._pending = ""
+            self._gap = ""
         else:
             cut = len(rest)
             i = rest.rfind("[")
@@ -123,6 +140,8 @@ class MarkerFilter:
             while j > 0 and rest[j - 1] in " \t":
                 j -= 1
             out.append(rest[:j])
+            if j:
+                self._gap = ""
             self._pending = rest[j:]
         if rest:
             self._last = None

@@ -148,6 +148,11 @@ class _Point:
     def markers(self) -> str:
         return "".join(f"[{i.n}]" for i in self.items[:4])
 
+    def cite(self, budget: _Budget) -> bool:
+        """Keep only the items ``budget`` allows (at most four markers); ``False`` when none."""
+        self.items = budget.take(self.items[:4]) + [i for i in self.items[4:] if i.n in budget.used]
+        return bool(self.items)
+
     def line(self) -> str:
         body = self.sentence[:-1] if self.sentence.endswith(".") else self.sentence
         return f"{body} {self.markers()} {self.tag()}"
@@ -158,6 +163,23 @@ class _Point:
     def tag(self) -> str:
         n = len(self.accounts())
         return f"(one account: @{self.items[0].author})" if n == 1 else f"({n} accounts)"
+
+
+@dataclass(slots=True)
+class _Budget:
+    """At most ``limit`` distinct posts cited (``Filters.max_results``), in text order."""
+
+    limit: int
+    used: set[int] = field(default_factory=set)
+
+    def take(self, items: list[EvidenceItem]) -> list[EvidenceItem]:
+        out = []
+        for i in items:
+            if i.n not in self.used and len(self.used) < self.limit:
+                self.used.add(i.n)
+            if i.n in self.used:
+                out.append(i)
+        return out
 
 
 @dataclass(slots=True)
@@ -200,7 +222,7 @@ def _points(ctx: ComposeContext) -> list[_Story]:
     return stories
 
 
-def _replies(ctx: ComposeContext, point: _Point) -> list[str]:
+def _replies(ctx: ComposeContext, point: _Point, budget: _Budget) -> list[str]:
     lines = []
     for stance, label in (("deny", "Disputed in replies"), ("query", "Questioned in replies")):
         replies = [
@@ -210,14 +232,14 @@ def _replies(ctx: ComposeContext, point: _Point) -> list[str]:
             if r.stance == stance and r.confidence >= 0.5
         ]
         replies.sort(key=lambda r: -r.confidence)
-        for r in replies[:1]:
+        for r in budget.take(replies[:1]):
             sentence, _ = best_sentence(r.post.text, {})
             if sentence:
                 lines.append(f"  {label}: “{sentence}” [{r.n}]")
     return lines
 
 
-def _claim_lines(ctx: ComposeContext, verdict: Verdict) -> list[str]:
+def _claim_lines(ctx: ComposeContext, verdict: Verdict, budget: _Budget) -> list[str]:
     parts = []
     for stance, verb in (
         ("support", "supported by"),
@@ -228,10 +250,11 @@ def _claim_lines(ctx: ComposeContext, verdict: Verdict) -> list[str]:
         if not accounts:
             continue
         shown = [e for e in verdict.evidence if e.stance == stance][:3]
-        items = [
+        added = [
             ctx.pool.add(e.post, "claim", stance=e.stance, confidence=e.confidence) for e in shown
         ]
-        marks = "".join(f"[{i.n}]" for i in items if i is not None)
+        items = budget.take([i for i in added if i is not None])
+        marks = "".join(f"[{i.n}]" for i in items)
         unit = "account" if accounts == 1 else "accounts"
         parts.append(f"{verb} {accounts} {unit} {marks}".rstrip())
     label = verdict.verdict.replace("_", " ")
@@ -248,14 +271,17 @@ class ExtractiveComposer(Composer):
     def compose(self, ctx: ComposeContext) -> Iterator[AnswerEvent]:
         out = ctx.writer()
         lines = [header(ctx.as_of, ctx.pool.stats())]
+        budget = _Budget(max(1, ctx.filters.max_results))
         if ctx.verdict is not None and ctx.verdict.verdict != "no_evidence":
-            lines += _claim_lines(ctx, ctx.verdict)
+            budget.limit -= 1  # keep one citation for the answer itself
+            lines += _claim_lines(ctx, ctx.verdict, budget)
+            budget.limit += 1
         stories = _points(ctx)
         relevant = [p for s in stories for p in s.points if p.coverage >= MIN_COVERAGE]
         grounded = bool(relevant) or (bool(stories) and not ctx.understanding.terms)
         if not grounded:
             lines += ["", f"Nothing in the stream answers this as of {_stamp(ctx.as_of)}."]
-            closest = [p for s in stories for p in s.points][:2]
+            closest = [p for s in stories for p in s.points if p.cite(budget)][:2]
             if closest:
                 lines.append("The closest posts:")
                 lines += [f"- {p.line()}" for p in closest]
@@ -267,16 +293,18 @@ class ExtractiveComposer(Composer):
                 for s in stories:
                     s.points = [p for p in s.points if p.coverage >= MIN_COVERAGE]
             head = stories[0].points[0]
+            head.cite(budget)
             lines += ["", head.line()]
-            lines += _replies(ctx, head)
+            lines += _replies(ctx, head, budget)
             for i, story in enumerate(stories):
                 rest = story.points[1:] if i == 0 else story.points
+                rest = [p for p in rest if p.cite(budget)]
                 if not rest:
                     continue
                 lines.append("")
                 for p in rest:
                     lines.append(f"- {p.line()}")
-                    lines += _replies(ctx, p)
+                    lines += _replies(ctx, p, budget)
         for n, line in enumerate(lines):
             delta = out.feed(line + ("\n" if n < len(lines) - 1 else ""))
             if delta:

@@ -34,9 +34,11 @@ Design decisions:
   because of them (:class:`~firesift.llm.base.ToolsUnsupported`), gets the same evidence
   inline and no tools. With an empty pool and no tools there is nothing to ground an answer
   on, so the model is not called at all.
-- **Usage** is summed over rounds; :attr:`LLMComposer.usage` and :attr:`LLMComposer.tool_log`
-  describe the last answer this instance finished (the engine shares one instance between
-  requests, so a server wanting per-request token counts needs them on the ``Answer``).
+- **Usage** is summed over rounds and reported per answer as ``Answer.usage``
+  (``prompt_tokens``, ``completion_tokens``, ``total_tokens``, as the endpoint counted them; also
+  set on ``ctx.usage``). :attr:`LLMComposer.usage` and :attr:`LLMComposer.tool_log` describe
+  the last answer this instance finished; the engine may share one instance between
+  requests, so per-request consumers read ``Answer.usage``.
 """
 
 from __future__ import annotations
@@ -316,7 +318,8 @@ class LLMComposer(Composer):
         tools = self.use_tools and model.supports_tools
         if not len(ctx.pool) and not tools:
             yield AnswerDelta(out.feed(NO_EVIDENCE.format(as_of=_iso(ctx.as_of))) + out.close())
-            yield AnswerDone(out.answer(grounded=False))
+            self.usage, self.tool_log = usage, tool_log
+            yield AnswerDone(out.answer(grounded=False, usage=usage.to_dict()))
             return
         messages = build_messages(ctx, tools=tools)
         rounds = 0
@@ -366,7 +369,8 @@ class LLMComposer(Composer):
             yield AnswerDelta(tail)
         self.usage, self.tool_log = usage, tool_log
         ctx.warnings.extend(f"uncited sentence: {s}" for s in short_uncited(out.text))
-        yield AnswerDone(out.answer())
+        ctx.usage = usage.to_dict()
+        yield AnswerDone(out.answer(usage=ctx.usage))
 
     def _run_tool(self, ctx: ComposeContext, call: ToolCall) -> dict[str, Any]:
         try:

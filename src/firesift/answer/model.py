@@ -126,9 +126,13 @@ class Answer:
     composer: str = "extractive"
     grounded: bool = True
     """False when nothing in the stream answers the question (the text says so)."""
+    usage: dict[str, int] | None = None
+    """Model tokens this answer consumed (``prompt_tokens``, ``completion_tokens``,
+    ``total_tokens``), as the endpoint reported them, summed over tool rounds; ``None`` for
+    composers that call no model (and left out of :meth:`to_dict`)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "answer": self.text,
             "citations": [c.to_dict() for c in self.citations],
             "as_of": self.as_of.isoformat(),
@@ -137,6 +141,9 @@ class Answer:
             "composer": self.composer,
             "grounded": self.grounded,
         }
+        if self.usage is not None:
+            out["usage"] = dict(self.usage)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,8 @@ Pipeline (every step bounded by ``as_of``; nothing created later is ever read):
    posts from one loud account do not fill the answer.
 8. **Threads**: the best ``thread_hits`` hits bring their thread's root (when a hit is a reply)
    and up to ``replies_per_hit`` direct replies, for context and stance ("is it disputed?").
+   Context posts obey the same hard constraints as hits (:func:`post_matches`): a reply by an
+   excluded account, from another source or outside the window is never pulled in.
 
 No terms and no constraints (e.g. "what is happening right now?") means: the newest posts in the
 window, ordered by engagement and story membership. An implicit window ("right now") that finds
@@ -48,16 +50,36 @@ from firesift.answer.model import Filters
 from firesift.answer.understand import Understanding, content_words
 from firesift.errors import FiresiftError, QueryError
 from firesift.post import Post, to_ms
-from firesift.query import And, Field, MinCount, Node, Not, Or, Query, Word, parse
+from firesift.query import And, Field, Flag, MinCount, Node, Not, Or, Phrase, Query, Word, parse
 from firesift.rank import RankParams, rank
 from firesift.search import split_key
-from firesift.textnorm import dup_fingerprint, handle_key, url_host
+from firesift.textnorm import (
+    dup_fingerprint,
+    extract_hashtags,
+    extract_mentions,
+    extract_urls,
+    handle_key,
+    lang_keys,
+    leading_mentions,
+    tag_key,
+    url_domains,
+    url_host,
+)
 
 if TYPE_CHECKING:
     from firesift.database import Database
     from firesift.trends.model import Story, TrendReport
 
-__all__ = ["NO_FILTERS", "RetrieveParams", "StreamTools", "constraints", "retrieve", "trend_report"]
+__all__ = [
+    "NO_FILTERS",
+    "RetrieveParams",
+    "StreamTools",
+    "constraints",
+    "filter_bounds",
+    "post_matches",
+    "retrieve",
+    "trend_report",
+]
 
 
 NO_FILTERS = Filters()
@@ -149,7 +171,12 @@ def _parse_operators(text: str) -> Query:
     return Query(expr, base.since_ms, base.until_ms)
 
 
-def constraints(u: Understanding, filters: Filters, as_of: datetime) -> Bounds:
+def filter_bounds(filters: Filters) -> Bounds:
+    """The hard constraints of ``filters`` alone (no question): what tool searches obey."""
+    return constraints(Understanding("", "", {}), filters, None)
+
+
+def constraints(u: Understanding, filters: Filters, as_of: datetime | None) -> Bounds:
     """The hard constraints of question ``u`` under ``filters`` at ``as_of``."""
     nodes: list[Node] = []
     since: list[int] = []
@@ -173,7 +200,7 @@ def constraints(u: Understanding, filters: Filters, as_of: datetime) -> Bounds:
     nodes += [Not(Field("url", url_host(d) or d)) for d in filters.exclude_domains]
     if filters.min_likes > 0:
         nodes.append(MinCount("likes", filters.min_likes))
-    lo, hi = u.time.bounds(as_of)
+    lo, hi = u.time.bounds(as_of) if as_of is not None else (None, None)
     if lo is not None:
         since.append(to_ms(lo))
     if hi is not None:
@@ -190,6 +217,81 @@ def constraints(u: Understanding, filters: Filters, as_of: datetime) -> Bounds:
     return Bounds(
         tuple(nodes), max(since) if since else None, min(until) if until else None, stated
     )
+
+
+def post_matches(post: Post, bounds: Bounds, filters: Filters = NO_FILTERS) -> bool:
+    """Whether ``post`` satisfies the hard constraints (``bounds`` and the filters the index
+    cannot apply: ``sources``, ``min_views``). The check for posts that did not come from a
+    constrained search (thread context, tool results); words are matched as whole tokens of
+    the text, which is stricter than the index for inflected forms: in doubt, leave it out."""
+    ms = to_ms(post.created_at)
+    if bounds.since_ms is not None and ms < bounds.since_ms:
+        return False
+    if bounds.until_ms is not None and ms >= bounds.until_ms:
+        return False
+    if filters.sources and post.source not in filters.sources:
+        return False
+    if filters.min_views and (post.metrics.views or 0) < filters.min_views:
+        return False
+    if not bounds.nodes:
+        return True
+    view = _PostView(post)
+    return all(view.matches(n) for n in bounds.nodes)
+
+
+class _PostView:
+    """A post's searchable attributes, computed on demand, for :func:`post_matches`."""
+
+    def __init__(self, post: Post) -> None:
+        self.post = post
+        self._words: str | None = None
+
+    def words(self) -> str:
+        if self._words is None:
+            self._words = " " + " ".join(re.findall(r"\w+", self.post.text.lower())) + " "
+        return self._words
+
+    def field(self, kind: str) -> set[str]:
+        p = self.post
+        if kind == "from":
+            return {handle_key(p.author.handle)}
+        if kind == "mention":
+            return {handle_key(m) for m in p.mentions} | set(extract_mentions(p.text))
+        if kind == "hashtag":
+            return {tag_key(t) for t in p.hashtags} | set(extract_hashtags(p.text))
+        if kind == "to":
+            return set(leading_mentions(p.text)) if p.reply_to else set()
+        if kind == "lang":
+            return set(lang_keys(p.lang))
+        if kind == "url":
+            return {d for u in (*p.urls, *extract_urls(p.text)) for d in url_domains(u)}
+        return set()
+
+    def matches(self, node: Node) -> bool:
+        if isinstance(node, And):
+            return all(self.matches(c) for c in node.children)
+        if isinstance(node, Or):
+            return any(self.matches(c) for c in node.children)
+        if isinstance(node, Not):
+            return not self.matches(node.child)
+        if isinstance(node, Word | Phrase):
+            phrase = " ".join(re.findall(r"\w+", node.text.lower()))
+            return bool(phrase) and f" {phrase} " in self.words()
+        if isinstance(node, Field):
+            return node.value.lower() in self.field(node.kind)
+        if isinstance(node, MinCount):
+            return int(getattr(self.post.metrics, node.metric, 0) or 0) >= node.n
+        if isinstance(node, Flag):
+            p = self.post
+            return bool(
+                {
+                    "links": p.urls or extract_urls(p.text),
+                    "media": p.media_alt,
+                    "replies": p.reply_to,
+                    "reposts": p.repost_of,
+                }.get(node.kind)
+            )
+        return False
 
 
 def trend_report(db: Database, as_of_ms: int, window_ms: int = 3_600_000) -> TrendReport | None:
@@ -305,7 +407,7 @@ def retrieve(
             story=cand.story,
             collapsed=cand.collapsed,
         )
-    _threads(db, pool, params, as_of)
+    _threads(db, pool, params, as_of, bounds, filters)
     return pool
 
 
@@ -440,16 +542,24 @@ def _ranked(
     return [(p, c) for _, p, c in scored]
 
 
-def _threads(db: Database, pool: EvidencePool, params: RetrieveParams, as_of: datetime) -> None:
+def _threads(
+    db: Database,
+    pool: EvidencePool,
+    params: RetrieveParams,
+    as_of: datetime,
+    bounds: Bounds,
+    filters: Filters,
+) -> None:
     as_of_ms = to_ms(as_of)
     for item in pool.hits()[: params.thread_hits]:
         post = item.post
         if post.reply_to and post.conversation_id and post.conversation_id != post.id:
             root = db.store.get(post.source, post.conversation_id)
-            if root is not None:
+            if root is not None and post_matches(root, bounds, filters):
                 pool.add(root, "root", parent=item.key)
         replies = db.store.replies_to(post.source, post.id, until_ms=as_of_ms)
-        for reply in replies[: params.replies_per_hit]:
+        allowed = [r for r in replies if post_matches(r, bounds, filters)]
+        for reply in allowed[: params.replies_per_hit]:
             pool.add(reply, "reply", parent=item.key)
 
 
@@ -461,6 +571,10 @@ class StreamTools:
         self.db = db
         self.pool = pool
         self.filters = filters
+        self.bounds = filter_bounds(filters)
+
+    def _allowed(self, posts: Sequence[Post]) -> list[Post]:
+        return [p for p in posts if post_matches(p, self.bounds, self.filters)]
 
     def search_posts(
         self,
@@ -471,12 +585,20 @@ class StreamTools:
         limit: int = 10,
     ) -> list[Post]:
         q = parse(query)
-        expr = q.expr
+        nodes = [n for n in (q.expr,) if n is not None] + list(self.bounds.nodes)
         if from_:
-            author = Field("from", handle_key(from_))
-            expr = author if expr is None else And((expr, author))
-        lo = [x for x in (q.since_ms, to_ms(since) if since else None) if x is not None]
-        hi = [x for x in (q.until_ms, to_ms(until) if until else None) if x is not None]
+            nodes.append(Field("from", handle_key(from_)))
+        lo = [
+            x
+            for x in (q.since_ms, to_ms(since) if since else None, self.bounds.since_ms)
+            if x is not None
+        ]
+        hi = [
+            x
+            for x in (q.until_ms, to_ms(until) if until else None, self.bounds.until_ms)
+            if x is not None
+        ]
+        expr = Bounds(tuple(nodes)).query().expr
         as_of_ms = to_ms(self.pool.as_of)
         ranked = self.db.index.ranked_search(
             Query(expr, max(lo) if lo else None, min(hi) if hi else None),
@@ -485,7 +607,7 @@ class StreamTools:
         )
         found = self.db.store.get_many(split_key(k) for k in ranked.keys)
         posts = [found[split_key(k)] for k in ranked.keys if split_key(k) in found]
-        return [i.post for i in self.pool.add_many(posts, "tool")]
+        return [i.post for i in self.pool.add_many(self._allowed(posts), "tool")]
 
     def get_thread(self, id: str) -> list[Post]:
         source, pid = ("", id) if ":" not in id or id.startswith("at://") else split_key(id)
@@ -497,7 +619,7 @@ class StreamTools:
                 continue
             conv = post.conversation_id or post.id
             thread = self.db.store.thread(src, conv, until_ms=as_of_ms) or [post]
-            return [i.post for i in self.pool.add_many(thread, "tool")]
+            return [i.post for i in self.pool.add_many(self._allowed(thread), "tool")]
         return []
 
     def get_trends(self) -> TrendReport | None:

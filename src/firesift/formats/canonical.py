@@ -85,8 +85,8 @@ class Canonical:
                 raise ParseError(f"post {post_id}: source must be a name like 'x', got {source!r}")
         author = _author(obj)
         url = get("url")
-        if type(url) is not str or not url:
-            url = optional_str(url) or _url(source, author.handle, post_id)
+        if type(url) is not str or not _is_web(url):
+            url = _url(source, author.handle, post_id)
         reply_to = get("reply_to")
         if type(reply_to) is not str or not reply_to:
             reply_to = _first_id(obj, "reply_to", "in_reply_to_status_id", "parent_id")
@@ -112,7 +112,9 @@ class Canonical:
                 _metrics(obj),
                 hashtags,
                 mentions,
-                _strings(obj, "urls") if "urls" in obj else find_urls(text),
+                tuple(u for u in _strings(obj, "urls") if _is_web(u))
+                if "urls" in obj
+                else find_urls(text),
                 _strings(obj, "media_alt") if "media_alt" in obj else (),
                 _strings(obj, "edit_of") if "edit_of" in obj else (),
                 parse_time(edited, what="edited_at") if edited else None,
@@ -214,6 +216,12 @@ def _first_id(obj: dict[str, Any], *keys: str) -> str | None:
         if value:
             return value
     return None
+
+
+def _is_web(url: str) -> bool:
+    """Only http(s) links are kept: a ``javascript:`` or ``data:`` URL in a hostile payload
+    must never reach a page or an API client as a link."""
+    return url[:8].lower().startswith(("https://", "http://"))
 
 
 def _strings(obj: dict[str, Any], key: str) -> tuple[str, ...]:

@@ -1,0 +1,3 @@
+from firesift.cli import main
+
+raise SystemExit(main())
