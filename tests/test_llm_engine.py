@@ -14,7 +14,7 @@ import pytest
 from fake_openai import FakeOpenAI, Reply, cite_all_posts
 from firesift.answer.engine import AnswerEngine
 from firesift.answer.llm_composer import LLMComposer
-from firesift.answer.model import AnswerDelta, AnswerDone, Message
+from firesift.answer.model import AnswerDelta, AnswerDone, Filters, Message
 from firesift.database import Database
 from firesift.formats.reader import Problem, read
 from firesift.llm import OpenAICompatLLM
@@ -54,6 +54,7 @@ def test_engine_answer_with_a_tool_round(database: Database) -> None:
                 [Message("user", "What happened on Parliament Hill in Ottawa?")],
                 as_of=AS_OF,
                 composer="llm",
+                filters=Filters(max_results=40),  # room to cite the tool's posts too
             )
         )
     done = events[-1]

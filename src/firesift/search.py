@@ -2,8 +2,10 @@
 
 Parses the X-style query (:mod:`firesift.query`), asks the index for candidates created at or
 before ``as_of``, ranks them (:mod:`firesift.rank`: priors, reposts and near-duplicates folded)
-and hydrates the winners from the store, the source of truth. A post the index still holds but
-the store has since deleted is dropped here, so a delete is honoured even between index commits.
+and hydrates the winners from the store, the source of truth. Near-duplicate detection reads
+only the texts of the candidates it compares (:meth:`Store.texts`, one cheap ``SELECT``). A
+post the index still holds but the store has since deleted is dropped here, so a delete is
+honoured even between index commits.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from firesift.index import Sort
+from firesift.index import Hit, Sort
 from firesift.post import Post, from_ms, to_ms
 from firesift.query import Query, parse
+from firesift.rank import RankParams, prior_score, rank
 
 if TYPE_CHECKING:
     from firesift.database import Database
@@ -81,6 +84,18 @@ def post_dict(post: Post) -> dict[str, Any]:
     }
 
 
+def _window_texts(
+    db: Database, hits: Sequence[Hit], as_of_ms: int, params: RankParams
+) -> dict[str, str]:
+    """Texts of the candidates :func:`firesift.rank.rank` compares for near-duplicates (its
+    ``jaccard_window`` best by prior score), from :meth:`Store.texts`: no author join."""
+    if not hits:
+        return {}
+    best = sorted(hits, key=lambda h: -prior_score(h, as_of_ms=as_of_ms, params=params))
+    found = db.store.texts(split_key(h.key) for h in best[: params.jaccard_window])
+    return {f"{s}:{i}": t for (s, i), t in found.items()}
+
+
 def search(
     db: Database,
     query: str | Query,
@@ -94,17 +109,15 @@ def search(
     q = parse(query) if isinstance(query, str) else query
     as_of_ms = to_ms(as_of)
 
-    def texts(keys: Sequence[str]) -> dict[str, str]:
-        found = db.store.get_many(split_key(k) for k in keys)
-        return {f"{s}:{i}": p.text for (s, i), p in found.items()}
-
-    ranked = db.index.ranked_search(
-        q,
+    params = RankParams()
+    hits = db.index.search(q, as_of_ms=as_of_ms, limit=max(candidates, limit), sort=sort)
+    ranked = rank(
+        hits,
         as_of_ms=as_of_ms,
         limit=limit,
         sort=sort,
-        candidates=max(candidates, limit),
-        texts=texts,
+        texts=_window_texts(db, hits, as_of_ms, params),
+        params=params,
     )
     posts = db.store.get_many(split_key(h.key) for h in ranked.hits)
     results = []

@@ -30,6 +30,17 @@ stance counts barely separate true from false rumours in this data (mean support
 reached 0.536). So the verdict describes the stream's reaction, never the truth itself: the
 summary says "3 accounts support it", not "true".
 
+Re-measured in Nov 2026 with the shipped stance model (each thread checked as above): the rule
+above gets 0.471 on train, 0.32 on dev (majority 0.48) and 0.429 (6/14) on the answer eval's
+claims (every false rumour judged ``supported``: its repeats are labelled
+support, and denials are nearly absent: false threads on dev average 0.08 denying accounts).
+Richer rules were tried and rejected because they do not generalise: requiring a verified
+supporter, a maximum share of querying accounts, a maximum share of hedged supporting posts
+("reportedly", "unconfirmed", "?"), and deny-share thresholds. The best of them reaches 0.518
+on train but 0.28 on dev, and 0.404 in leave-one-event-out cross-validation on train, below
+the majority class (0.467). Until the stance model separates the classes better, the
+simpler rule stays.
+
 Without a trained stance model (``StanceModel.load()`` raising ``NotFound``), the engine falls
 back to :class:`CueStance`, a handful of lexical cues, and says so in the warnings.
 """

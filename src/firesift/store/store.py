@@ -252,6 +252,17 @@ class Store:
                         found[k] = found[t]
         return {k: found[k] for k in wanted if k in found}
 
+    def texts(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The text of each post in ``keys`` that exists, keyed as asked: one indexed
+        ``SELECT`` (no author join, no :class:`Post` built), for callers that only compare
+        texts, such as near-duplicate detection in search. Unlike :meth:`get_many` it does not
+        follow edit aliases: a key replaced by an edit is simply missing (its new id is what
+        the index holds)."""
+        wanted = list(dict.fromkeys(keys))
+        with self._read() as db:
+            sql = f"SELECT p.source, p.id, p.text FROM posts p WHERE p.source = ?1 AND p.id {_IN}"
+            return {(s, i): t for s, i, t in _rows(db, sql, wanted)}
+
     def iter_posts(
         self,
         *,
