@@ -378,7 +378,9 @@ def test_hostile_post_stays_inert(page: Page, server: Server) -> None:
     # Cited in an answer whose own text is hostile too.
     with server.api() as client:
         found = client.get("/api/search", params={"q": "xssprobe"}).json()["results"]
-    _route_chat(page, [XSS_TEXT, " [1]"], found[:1])
+    assert found[0]["url"].startswith("https://"), "ingest drops non-web links"
+    # The page defends itself too: a citation carrying a javascript: URL is not a link.
+    _route_chat(page, [XSS_TEXT, " [1]"], [{**found[0], "url": "javascript:window.__xss=5"}])
     page.fill("#question", "what is xssprobe?")
     page.press("#question", "Enter")
     answer = page.locator(".turn.assistant").last
