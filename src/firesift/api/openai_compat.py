@@ -26,7 +26,8 @@ Search controls map onto :class:`~firesift.answer.model.Filters`:
 Several bounds on one side intersect (the latest ``since``, the earliest ``until``).
 
 The ``model`` picks the composer: ``firesift-<composer>`` for each composer the engine has
-(``firesift-extractive`` is the default). Token usage is an estimate (four characters per
+(``firesift-extractive`` is the default). Token usage is the LLM's own when it composed the
+answer, else an estimate (four characters per
 token): firesift's extractive composer has no tokenizer.
 """
 
@@ -256,7 +257,14 @@ def _tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-def _usage(messages: Sequence[Message], content: str) -> dict[str, int]:
+def _usage(messages: Sequence[Message], content: str, answer: Answer) -> dict[str, int]:
+    """The model's own token counts when an LLM composed the answer; otherwise an estimate
+    (four characters per token) so clients that sum usage keep working."""
+    if answer.usage and answer.usage.get("total_tokens"):
+        return {
+            k: answer.usage.get(k, 0)
+            for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+        }
     prompt = sum(_tokens(m.content) + 4 for m in messages)
     completion = _tokens(content)
     return {
@@ -374,7 +382,7 @@ class _Call:
                     "logprobs": None,
                 }
             ],
-            "usage": _usage(self.messages, content),
+            "usage": _usage(self.messages, content, answer),
             **_extras(answer, content, self.base, citations=self.citations),
         }
 
@@ -468,7 +476,7 @@ async def _stream(
                     [{"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None}], **extras
                 )
                 if call.req.stream_options and call.req.stream_options.include_usage:
-                    yield call.chunk([], usage=_usage(call.messages, content))
+                    yield call.chunk([], usage=_usage(call.messages, content, answer))
                 yield b"data: [DONE]\n\n"
                 return
             ev = await anyio.to_thread.run_sync(next, it, _END, limiter=limiter)
