@@ -166,6 +166,11 @@ class Pipeline:
         if cursor is not None:
             self._write(summary, cursor)
 
+    def write(self, summary: IngestSummary, cursor: tuple[str, str] | None = None) -> None:
+        """Store what is queued now, in one transaction with ``cursor``: the acknowledgement
+        point. Search sees it at the next commit (``maybe_commit``/``commit``)."""
+        self._write(summary, cursor)
+
     def flush(self, summary: IngestSummary) -> None:
         """Write what is queued and make everything written so far searchable."""
         self._write(summary, None)

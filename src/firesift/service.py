@@ -100,13 +100,6 @@ class _LiveSink:
         self.hub.publish([c.post for c in changes if c.post is not None])
 
 
-def _write_now(pipeline: Pipeline, summary: IngestSummary, cursor: tuple[str, str] | None) -> None:
-    """Store what the pipeline holds now (one transaction), without committing the index:
-    an acknowledgement needs the store, not search. (The pipeline has no public
-    write-without-commit yet; this is the one place that reaches past its interface.)"""
-    pipeline._write(summary, cursor)
-
-
 class Service:
     """A database served: ingestion through one writer thread, answers, trends and live feed.
 
@@ -268,7 +261,7 @@ class Service:
         t0 = time.perf_counter()
         try:
             pipeline.feed(item.events, s)
-            _write_now(pipeline, s, item.cursor)
+            pipeline.write(s, item.cursor)
         except Exception as exc:
             counters.failed += 1
             log.exception("ingest failed")
