@@ -235,6 +235,81 @@ def test_as_of_live_equals_replay_on_real_data(shared_data: Path) -> None:
         assert replayed.report(as_of_ms=t).to_json() == snap.to_json()
 
 
+def _shifted(posts: list[Post], seconds: float, id_offset: int) -> list[Post]:
+    return [
+        p.__class__(
+            **{
+                **{f: getattr(p, f) for f in p.__dataclass_fields__},
+                "id": str(int(p.id) + id_offset),
+                "created_at": p.created_at + timedelta(seconds=seconds),
+            }
+        )
+        for p in posts
+    ]
+
+
+def test_quiet_gap_is_skipped_with_the_same_reports_as_ticking_each_minute() -> None:
+    """A gap longer than the retention costs O(state), and every report (inside the gap,
+    across it, after it) equals the one of a tracker that ticks through each quiet minute."""
+    before = _ordered(_chatter(2.5) + _spike(2 * 3600, 60, 4))
+    gap = 5 * 3600 + 17
+    after = _shifted(before, 2.5 * 3600 + gap, 10**7)
+    skipping, ticking = TrendTracker(), TrendTracker()
+    ticking._skip = False
+    skipping.observe_many(before + after)
+    ticking.observe_many(before + after)
+    assert skipping.stats["skipped"] > 4 * 60
+    assert skipping.stats["ticks"] + skipping.stats["skipped"] == ticking.stats["ticks"]
+    assert skipping.stats["ticks"] < ticking.stats["ticks"] - 4 * 60
+    end = 2 * (2.5 * 3600) + gap
+    checked = 0
+    for sec in range(int(end - 3 * 3600), int(end) + 120, 97):
+        for window in (10 * 60_000, 3_600_000):
+            try:
+                expected = ticking.report(as_of_ms=_at(sec), window_ms=window)
+            except NotFound:
+                with pytest.raises(NotFound):
+                    skipping.report(as_of_ms=_at(sec), window_ms=window)
+                continue
+            assert skipping.report(as_of_ms=_at(sec), window_ms=window) == expected
+            checked += 1
+    assert checked > 100
+    assert skipping.report(as_of_ms=_at(end)).stories
+    assert skipping.memory()["terms"] == ticking.memory()["terms"]
+
+
+def test_a_post_years_later_restarts_the_stream_without_ticking_each_minute() -> None:
+    """Posts from 2014, then from 2026: the jump takes a bounded number of ticks (not one per
+    minute of the eleven years), and the 2026 reports are those of a fresh tracker (live equals
+    replay), as a tracker rebuilt from ``replay_ms`` of the store would give."""
+    old = _ordered(_chatter(1.5) + _spike(3600, 40, 4))
+    old = _shifted(old, (datetime(2014, 10, 22, tzinfo=UTC) - T0).total_seconds(), 0)
+    new = _ordered(_chatter(2.5, seed=3) + _spike(2 * 3600, 60, 4))
+    new = _shifted(new, (datetime(2026, 1, 5, tzinfo=UTC) - T0).total_seconds(), 10**7)
+    live = TrendTracker()
+    live.observe_many(old)
+    old_end = to_ms(old[-1].created_at)
+    in_2014 = live.report(as_of_ms=old_end)
+    assert any("#harbourblast" in s.terms for s in in_2014.stories)
+    ticks = live.stats["ticks"]
+    live.observe(new[0])
+    assert live.stats["ticks"] - ticks <= 3 * 60
+    assert live.stats["restarts"] == 1 and live.stats["skipped"] > 5 * 10**6
+    live.observe_many(new[1:])
+    with pytest.raises(NotFound):
+        live.report(as_of_ms=old_end)
+    fresh = TrendTracker.replay(new)
+    for post in new[:: len(new) // 7]:
+        t = to_ms(post.created_at)
+        assert live.report(as_of_ms=t) == fresh.report(as_of_ms=t)
+        assert live.report(as_of_ms=t) == TrendTracker.replay(old + new, until_ms=t).report(
+            as_of_ms=t
+        )
+    last = live.report()
+    assert any("#harbourblast" in s.terms for s in last.stories)
+    assert live.memory()["terms"] == fresh.memory()["terms"]
+
+
 def test_report_never_uses_posts_after_as_of() -> None:
     tracker = TrendTracker()
     tracker.observe_many(_ordered(_chatter(3) + _spike(2 * 3600, 300, 4)))
@@ -372,6 +447,16 @@ def test_json_and_table_rendering() -> None:
     console.print(render_table(report))
     out = console.export_text()
     assert "#harbourblast" in out and "█" in out
+    narrow = Console(record=True, width=80, color_system=None)
+    narrow.print(render_table(tracker.report(as_of_ms=_at(2 * 3600 + 10 * 60), limit=20)))
+    lines = narrow.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    wide = report.stories[0].volume + report.terms[0].series
+    for series in (report.stories[0].volume, report.terms[0].series, wide):
+        assert len(sparkline(series, width=20)) <= 20
+    for series in [s.volume for s in report.stories] + [t.series for t in report.terms]:
+        bars = sparkline(series, width=20).strip()
+        assert any(bars in line for line in lines), bars
     assert sparkline([0, 1, 2, 4, 8]) == " ▁▂▄█"
     assert len(sparkline(list(range(120)), width=30)) == 30
     empty = TrendTracker().report()

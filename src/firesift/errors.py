@@ -11,7 +11,11 @@ into one-line messages that say how to fix the problem, the API into OpenAI-shap
     ├── TimeParseError            a time expression ("2h", "yesterday", ISO 8601) is not understood
     ├── StoreError                the durable store cannot be opened or written
     ├── IndexError_               the search index failed (it can be rebuilt from the store)
-    └── NotFound                  a post, key or model that was asked for does not exist
+    ├── NotFound                  a post, key or model that was asked for does not exist
+    └── LLMError                  an LLM endpoint failed (firesift.llm.base; .status)
+        ├── LLMTimeout            it did not answer in time (API: 504)
+        ├── ToolsUnsupported      the model cannot call tools (prompt-only fallback)
+        └── LLMNotConfigured      no endpoint set (also a ConfigError; API: 503)
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 All are frozen dataclasses of plain values (tuples, not lists, so reports compare and hash),
 so a report can be handed to the answer engine, the API server and the CLI without copying.
 ``TrendReport.to_json()`` is the wire shape (``--json``, ``/api/trends``); ``render_table``
-is the TTY view, with unicode sparklines for the per-minute series.
+is the TTY view, with unicode sparklines for the per-minute series (summed into at most
+``SPARK_WIDTH`` bins, so each stays on one line of an 80-column terminal).
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ class TrendReport:
 
 
 _BARS = "▁▂▃▄▅▆▇█"
+SPARK_WIDTH = 20
+"""Bins of the table's sparklines: a fixed-width column that fits an 80-column terminal."""
 
 
 def sparkline(series: tuple[int, ...] | list[int], width: int = 30) -> str:
@@ -149,7 +152,7 @@ def render_table(report: TrendReport) -> Group:
     stories.add_column("story", overflow="fold", ratio=3)
     stories.add_column("terms", overflow="fold", ratio=1)
     stories.add_column("authors", justify="right")
-    stories.add_column("volume")
+    stories.add_column("volume", no_wrap=True, min_width=SPARK_WIDTH, max_width=SPARK_WIDTH)
     for s in report.stories:
         style = {"emerging": "bold green", "peaking": "bold yellow", "fading": "dim"}[s.status]
         stories.add_row(
@@ -157,7 +160,7 @@ def render_table(report: TrendReport) -> Group:
             Text(s.title or "(no text)"),
             Text(", ".join(s.terms[:5])),
             str(s.authors),
-            Text(sparkline(s.volume), style="cyan"),
+            Text(sparkline(s.volume, SPARK_WIDTH), style="cyan"),
         )
     terms = Table(title="Trending terms", title_justify="left")
     terms.add_column("term", overflow="fold")
@@ -165,7 +168,7 @@ def render_table(report: TrendReport) -> Group:
     terms.add_column("score", justify="right")
     terms.add_column("posts", justify="right")
     terms.add_column("authors", justify="right")
-    terms.add_column("per minute")
+    terms.add_column("per minute", no_wrap=True, min_width=SPARK_WIDTH, max_width=SPARK_WIDTH)
     for t in report.terms:
         terms.add_row(
             t.term,
@@ -173,7 +176,7 @@ def render_table(report: TrendReport) -> Group:
             f"{t.score:.1f}",
             str(t.volume),
             str(t.authors),
-            Text(sparkline(t.series), style="cyan"),
+            Text(sparkline(t.series, SPARK_WIDTH), style="cyan"),
         )
     if not report.stories and not report.terms:
         return Group(Text(f"Nothing is bursting as of {when}.", style="dim"))

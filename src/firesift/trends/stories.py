@@ -39,8 +39,8 @@ from firesift.trends.terms import clean_text
 
 __all__ = ["Rec", "StoryState", "cluster", "pick_posts", "story_id", "story_status"]
 
-Rec = tuple[int, str, int, tuple[str, ...], str, int, int]
-"""A sampled post: ``(ms, key, author_hash, terms, text, engagement, is_repost)``."""
+Rec = tuple[int, str, int, tuple[str, ...], str, int, int, int]
+"""A sampled post: ``(ms, key, author_hash, terms, text, engagement, is_repost, is_reply)``."""
 
 R_MS: Final = 0
 R_KEY: Final = 1
@@ -49,6 +49,7 @@ R_TERMS: Final = 3
 R_TEXT: Final = 4
 R_ENG: Final = 5
 R_REPOST: Final = 6
+R_REPLY: Final = 7
 
 
 @dataclass(slots=True)
@@ -65,6 +66,7 @@ class StoryState:
     peak: int = 0
     last_active: int = 0
     title: str = ""
+    title_rank: tuple[int, int] = (2, 2)
     top_posts: tuple[str, ...] = ()
     score: float = 0.0
 
@@ -131,36 +133,50 @@ def cluster(
 
 def pick_posts(
     posts: list[tuple[Rec, float]], k: int
-) -> tuple[str, tuple[str, ...], int, frozenset[int]]:
-    """Title, top ``k`` post keys, earliest post ms and distinct authors of a story's posts.
+) -> tuple[str, tuple[str, ...], int, frozenset[int], tuple[int, int]]:
+    """Title, top ``k`` post keys, earliest post ms, distinct authors of a story's posts and
+    the title's ``(is_reply, is_repost)`` (a story keeps a source-post title it once had
+    rather than take a reply's).
 
     Posts are ranked by burst weight (sum of the scores of the story terms they carry), then
     engagement, then age (older first, the likely original), then key; texts that clean to the
-    same string are cited once, and originals are preferred over reposts.
+    same string are cited once, and originals are preferred over reposts. The title is the
+    best *source* post among the representative ones (burst weight at least half the best):
+    not a reply or repost when there is one ("Surprised that Kochie's not there..." answers a
+    story, it does not tell it), the most engaged first, at least 12 characters once cleaned.
     """
     ranked = sorted(
         posts, key=lambda p: (-p[1], p[0][R_REPOST], -p[0][R_ENG], p[0][R_MS], p[0][R_KEY])
     )
-    title = ""
     keys: list[str] = []
     seen: set[str] = set()
     for r, _w in ranked:
-        cleaned = clean_text(r[R_TEXT])
-        norm = cleaned.lower()
+        norm = clean_text(r[R_TEXT]).lower()
         if norm in seen:
             continue
         seen.add(norm)
-        if not title and len(cleaned) >= 12:
-            title = cleaned
-        if len(keys) < k:
-            keys.append(r[R_KEY])
-        if title and len(keys) >= k:
+        keys.append(r[R_KEY])
+        if len(keys) >= k:
             break
-    if not title and ranked:
-        title = clean_text(ranked[0][0][R_TEXT])
+    title = ""
+    if ranked:
+        floor = 0.5 * ranked[0][1]
+        best: tuple[int, int, int, float, int, str] | None = None
+        for r, w in ranked:
+            if w < floor:
+                break
+            rank = (r[R_REPLY], r[R_REPOST], -r[R_ENG], -w, r[R_MS], r[R_KEY])
+            if best is not None and rank >= best:
+                continue
+            cleaned = clean_text(r[R_TEXT])
+            if len(cleaned) >= 12:
+                best, title = rank, cleaned
+        if not title:
+            title = clean_text(ranked[0][0][R_TEXT])
+    kind = (best[0], best[1]) if best is not None else (2, 2)
     first = min(r[R_MS] for r, _ in posts) if posts else 0
     authors = frozenset(r[R_AUTHOR] for r, _ in posts)
-    return title, tuple(keys), first, authors
+    return title, tuple(keys), first, authors, kind
 
 
 def story_status(

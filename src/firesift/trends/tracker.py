@@ -163,9 +163,20 @@ class TrendTracker:
         self._snaps: dict[int, _Snap] = {}
         self._snap_minutes: list[int] = []
         self._m0 = -1
+        self._origin = -1
         self._wm = -1
         self._tick = -1
-        self.stats = {"observed": 0, "counted": 0, "duplicates": 0, "late_dropped": 0}
+        self._restart = c.replay_ms // MINUTE
+        self._skip = True
+        self.stats = {
+            "observed": 0,
+            "counted": 0,
+            "duplicates": 0,
+            "late_dropped": 0,
+            "ticks": 0,
+            "skipped": 0,
+            "restarts": 0,
+        }
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -176,7 +187,7 @@ class TrendTracker:
         ms = to_ms(post.created_at)
         m = ms // MINUTE
         if self._m0 < 0:
-            self._m0 = self._tick = self._gf = self._cur_m = m
+            self._m0 = self._tick = self._gf = self._cur_m = self._origin = m
             self._wm = ms
         elif ms > self._wm:
             self._wm = ms
@@ -252,6 +263,7 @@ class TrendTracker:
                 post.text,
                 metrics.likes + metrics.reposts + metrics.quotes,
                 int(ext.repost_of is not None),
+                int(post.reply_to is not None),
             )
         )
         if len(recs) > 2 * self.config.sample_per_minute:
@@ -347,17 +359,63 @@ class TrendTracker:
 
     def _advance(self, new_minute: int) -> None:
         while self._tick < new_minute:
-            if (
-                new_minute - self._tick > self._ret + self._w + 2
-                and not self._xwin
-                and not self._stories
-                and not self._added
-                and not self._cur_c
-            ):
-                self._tick = new_minute - 1
-                self._late_terms.clear()
+            gap = new_minute - self._tick
+            if gap > 1 and self._quiet():
+                if gap > self._restart:
+                    self._restart_at(new_minute)
+                    return
+                if self._skip:
+                    self._skip_to(new_minute - 1)
+                    continue
             self._tick += 1
             self._do_tick(self._tick)
+
+    def _quiet(self) -> bool:
+        """True when no minute in or entering the window has counts and no story is alive:
+        every further tick without posts then only decays baselines (lazily), prunes and
+        takes an empty snapshot."""
+        return not (
+            self._xwin
+            or self._stories
+            or self._cur_c
+            or self._posts
+            or self._late_terms
+            or self._recs
+            or any(self._added.values())
+        )
+
+    def _skip_to(self, last: int) -> None:
+        """The ticks ``self._tick + 1 .. last`` of a quiet stream, in O(state): the same state
+        and reports as ticking each minute. Baselines decay lazily (nothing to do); the prunes
+        of the skipped ticks amount to the last one (all they drop only grows with time); their
+        snapshots are all empty, so one stands for them all (``report`` answers a minute from the
+        latest snapshot at or before it, and ``_prune`` keeps the one in force at its cut)."""
+        first = self._tick + 1
+        self._snaps[first] = _Snap(first, (), ())
+        self._snap_minutes.append(first)
+        prune = last - last % 10
+        if prune >= first:
+            self._prune(prune)
+        self._added.clear()
+        self._tick = self._cur_m = last
+        self.stats["skipped"] += last - first + 1
+
+    def _restart_at(self, minute: int) -> None:
+        """A stream resuming after a silence longer than ``replay_ms`` starts afresh (warm-up,
+        bias correction, no baselines), as a tracker rebuilt by replaying ``replay_ms`` of the
+        store would: the old baselines have decayed below a sixteenth and the old windows,
+        stories and snapshots are long out of retention."""
+        self.stats["skipped"] += minute - self._tick
+        self.stats["restarts"] += 1
+        self._terms.clear()
+        self._pending.clear()
+        self._seen.clear()
+        self._seen_by_min.clear()
+        self._added.clear()
+        self._snaps.clear()
+        self._snap_minutes.clear()
+        self._gs = 0.0
+        self._m0 = self._tick = self._gf = self._cur_m = minute
 
     def _fold_term(self, st: _Term, minute: int, d: int) -> None:
         if minute < st.f:
@@ -367,6 +425,7 @@ class TrendTracker:
         st.f = minute + 1
 
     def _do_tick(self, tick: int) -> None:
+        self.stats["ticks"] += 1
         c = self.config
         w = self._w
         table = self._terms
@@ -431,10 +490,10 @@ class TrendTracker:
                 if au is not None:
                     self._fold_term(st, old, _distinct(au))
         a = self._alpha
-        if old >= self._gf:
-            self._gs = self._gs * a ** (old - self._gf) * a + (1 - a) * self._posts.get(old, 0)
+        n_old = self._posts.pop(old, 0)
+        if n_old and old >= self._gf:
+            self._gs = self._gs * a ** (old - self._gf) * a + (1 - a) * n_old
             self._gf = old + 1
-        self._posts.pop(old, None)
         self._recs.pop(old, None)
         self._thr.pop(old, None)
         if newest in self._recs:
@@ -564,7 +623,9 @@ class TrendTracker:
             st.terms = tuple(ordered[: c.story_terms])
             st.last_active = tick
             st.score = sum(hot[t] for t in ordered)
-            st.title, st.top_posts, first, _authors = pick_posts(posts, c.story_posts)
+            title, st.top_posts, first, _authors, rank = pick_posts(posts, c.story_posts)
+            if rank <= st.title_rank or not st.title:
+                st.title, st.title_rank = title, rank
             st.first_seen_ms = min(st.first_seen_ms, first)
 
         newest = tick - 1
@@ -630,10 +691,18 @@ class TrendTracker:
                 del story.authors[h]
             for t in [t for t, m in story.sig.items() if tick - m > self._ttl]:
                 del story.sig[t]
-        keep = bisect.bisect_left(self._snap_minutes, cut)
-        for m in self._snap_minutes[:keep]:
-            self._snaps.pop(m, None)
-        del self._snap_minutes[:keep]
+        minutes = self._snap_minutes
+        keep = bisect.bisect_left(minutes, cut)
+        if keep:
+            last = self._snaps[minutes[keep - 1]]
+            for m in minutes[:keep]:
+                self._snaps.pop(m, None)
+            del minutes[:keep]
+            if not last.trends and not last.stories and (not minutes or minutes[0] != cut):
+                # An empty snapshot standing for skipped quiet minutes: it is still the one
+                # in force at ``cut`` (as the per-minute loop's snapshot of ``cut`` would be).
+                self._snaps[cut] = _Snap(cut, (), ())
+                minutes.insert(0, cut)
         for m in [m for m in self._late_terms if m < tick - self._w - 1]:
             del self._late_terms[m]
 
@@ -692,7 +761,8 @@ class TrendTracker:
         start = end - n
         i = bisect.bisect_right(self._snap_minutes, min(end, self._tick)) - 1
         if i < 0:
-            if end <= self._m0 + 1 or not self._snap_minutes:
+            fresh = not self._snap_minutes or self._snap_minutes[0] <= self._m0 + 1
+            if end <= self._origin + 1 or (fresh and end >= self._m0):
                 return TrendReport(as_of, window_ms, (), ())
             raise NotFound(
                 f"trend state before {self._snap_minutes[0] * MINUTE} ms was compacted; "
