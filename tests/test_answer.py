@@ -25,7 +25,7 @@ from firesift.answer.model import (
     Message,
 )
 from firesift.answer.render import render_answer
-from firesift.answer.understand import understand
+from firesift.answer.understand import TermCoverage, expand, understand
 from firesift.database import Database
 from firesift.errors import FiresiftError, NotFound, QueryError
 from firesift.evaluation.answers_eval import bench_answer, load_questions, run
@@ -123,6 +123,34 @@ def test_claim_intent_extracts_the_claim() -> None:
     assert u.claim == "Prince will play a secret show in Toronto"
 
 
+def test_paraphrases_and_answer_types() -> None:
+    u = understand([Message("user", "Is there a second shooter in Ottawa?")])
+    assert "gunman" in u.expansions["shooter"] and "2nd" in u.expansions["second"]
+    assert "gunman" not in u.terms  # paraphrases never become asked terms
+    assert "identified" in expand({"named": 1.0})["named"]
+    assert "named" not in expand({"named": 1.0, "identified": 1.0}).get("identified", ())
+    who = understand([Message("user", "Who stopped the gunman in the Ottawa parliament?")])
+    assert who.answer_type == "person" and "shot" in who.expansions["stopped"]
+    many = understand([Message("user", "How many gunmen attacked Charlie Hebdo?")])
+    assert many.answer_type == "count" and "many" not in many.terms
+    assert understand([Message("user", "Is the Sydney siege over?")]).answer_type == ""
+
+
+def test_term_coverage_credits_paraphrases_at_a_discount() -> None:
+    u = understand([Message("user", "Is there a second shooter in Ottawa?")])
+    cov = TermCoverage(u.terms, u.expansions)
+    assert cov("Second shooter reported in #Ottawa") == 1.0
+    assert cov("Reports of a 2nd gunman in Ottawa") == pytest.approx((1 + 0.7 + 0.7) / 3)
+    assert cov("Nothing to see here") == 0.0
+    # weights tilt coverage towards the specific term; a common paraphrase earns less
+    weighted = TermCoverage(u.terms, u.expansions, {"second": 3.0, "shooter": 2.0, "ottawa": 1.0})
+    assert weighted("second shooter") == pytest.approx(5 / 6)
+    # hyphenated terms match their parts, accents are folded
+    place = TermCoverage({"dammartin-en-goele": 1.0})
+    assert place("Hostages taken in Dammartin-en-Goële") == 1.0
+    assert place("shooting at Dammartin en Goele") == 1.0
+
+
 def test_no_question_is_an_error(engine: AnswerEngine) -> None:
     with pytest.raises(QueryError):
         engine.answer([Message("assistant", "hello")])
@@ -180,6 +208,24 @@ def test_follow_up_answers_about_the_second_gunman(db: Database, engine: AnswerE
     )
     assert_valid_citations(db, answer)
     assert any("Ottawa" in c.post.text or "ottawa" in c.post.text for c in answer.citations)
+
+
+def test_paraphrased_evidence_is_found(db: Database, engine: AnswerEngine) -> None:
+    """The posts that answer say "Sgt at Arms Kevin Vickers ... shot one assailant", not
+    "stopped the gunman"; "named" is answered by "identified"."""
+    answer = ask(engine, "Who stopped the gunman in the Ottawa parliament?", OTTAWA)
+    assert_valid_citations(db, answer)
+    assert any("Vickers" in c.post.text for c in answer.citations[:3])
+    hebdo = datetime(2015, 1, 8, 12, 0, tzinfo=UTC)
+    named = ask(engine, "Have the Charlie Hebdo suspects been named?", hebdo)
+    assert any("Kouachi" in c.post.text or "identified" in c.post.text for c in named.citations)
+
+
+def test_happening_headline_is_a_fact_not_a_reaction(engine: AnswerEngine) -> None:
+    answer = ask(engine, "What is happening in Ottawa?", datetime(2014, 10, 22, 15, 0, tzinfo=UTC))
+    headline = answer.text.split("\n\n")[1].lower()
+    assert "shot" in headline or "shooting" in headline, headline
+    assert not any(w in headline for w in ("thoughts", "prayers", "fear")), headline
 
 
 def test_filters_matching_nothing_say_so(engine: AnswerEngine) -> None:

@@ -20,8 +20,9 @@ Design decisions:
   @x)" / "(N accounts)", "Disputed in replies" / "Questioned in replies" and the "nothing in the
   stream answers this" line.
 - **Which sentence.** Each hit's sentences are scored by the question's weighted terms they
-  cover (crude prefix stemming), with a small preference for the first sentence (the lede);
-  sentences under four words are skipped.
+  cover (crude prefix stemming, paraphrases at a discount: see
+  :class:`~firesift.answer.understand.TermCoverage`), with a small preference for the first
+  sentence (the lede); sentences under four words are skipped.
 - **Points and storylines.** A sentence whose words overlap an existing point's by Jaccard
   >= ``SAME_POINT`` is that point's corroboration (its marker is added, its account counted),
   so "N accounts" counts independent accounts saying the same thing. Points are grouped into
@@ -30,6 +31,11 @@ Design decisions:
 - **Both sides.** Replies in the pool with a ``deny`` (or ``query``) stance towards a point's
   post are shown under it; for "is it true" questions the claim check's counts and a few posts
   per side come first.
+- **Which points.** A point is shown when its sentence covers at least ``MIN_COVERAGE`` of the
+  question's term weight, or when retrieval scored its post at least ``STRONG_SCORE`` of the
+  best hit's score (retrieval saw paraphrases, feedback terms and priors that a sentence's
+  words alone do not show: "Germanwings co-pilot treated for depression" answers a question
+  about Andreas Lubitz).
 - **Saying no.** With no hits, or no hit covering at least ``MIN_COVERAGE`` of the question's
   term weight, the answer says "Nothing in the stream answers this" (``grounded=False``),
   listing the closest posts only as such.
@@ -46,7 +52,7 @@ from firesift.answer.citations import strip_markers
 from firesift.answer.composer import ComposeContext, Composer, register_composer
 from firesift.answer.evidence import EvidenceItem
 from firesift.answer.model import AnswerDelta, AnswerDone, AnswerEvent, Evidence, Verdict
-from firesift.answer.understand import content_words
+from firesift.answer.understand import TermCoverage, content_words
 from firesift.trends import clean_text
 
 __all__ = [
@@ -60,6 +66,7 @@ __all__ = [
 SAME_POINT = 0.5
 SAME_STORY = 0.2
 MIN_COVERAGE = 0.34
+STRONG_SCORE = 0.25
 MAX_POINTS = 8
 MAX_SENTENCE_CHARS = 240
 
@@ -89,10 +96,6 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SPLIT.split(text) if s and s.strip()]
 
 
-def _stem(word: str) -> str:
-    return word[: max(4, len(word) - 2)]
-
-
 def _covers(text: str, stems: dict[str, float]) -> float:
     total = sum(stems.values())
     if total <= 0:
@@ -101,14 +104,15 @@ def _covers(text: str, stems: dict[str, float]) -> float:
     return sum(w for s, w in stems.items() if any(x.startswith(s) for x in words)) / total
 
 
-def best_sentence(text: str, stems: dict[str, float]) -> tuple[str, float]:
-    """The sentence of post ``text`` that best covers the weighted term ``stems``, cleaned,
-    and its coverage; ``("", 0.0)`` if none has four words."""
+def best_sentence(text: str, stems: dict[str, float] | TermCoverage) -> tuple[str, float]:
+    """The sentence of post ``text`` that best covers the weighted term ``stems`` (or a
+    :class:`~firesift.answer.understand.TermCoverage`), cleaned, and its coverage;
+    ``("", 0.0)`` if none has four words."""
     best, best_score, best_cov = "", -1.0, 0.0
     for i, sentence in enumerate(split_sentences(clean_post_text(text))):
         if len(sentence.split()) < 4:
             continue
-        cov = _covers(sentence, stems)
+        cov = stems(sentence) if isinstance(stems, TermCoverage) else _covers(sentence, stems)
         score = cov + (0.15 if i == 0 else 0.0)
         if score > best_score:
             best, best_score, best_cov = sentence, score, cov
@@ -144,6 +148,12 @@ class _Point:
     words: set[str]
     items: list[EvidenceItem]
     coverage: float
+    strong: bool = False
+    """Retrieval ranked the post near the best hit (``STRONG_SCORE``): relevant evidence even
+    when its sentence covers less than ``MIN_COVERAGE`` (a paraphrase, a name for a role)."""
+
+    def relevant(self) -> bool:
+        return self.coverage >= MIN_COVERAGE or self.strong
 
     def markers(self) -> str:
         return "".join(f"[{i.n}]" for i in self.items[:4])
@@ -194,9 +204,11 @@ def _jaccard(a: set[str], b: set[str]) -> float:
 
 
 def _points(ctx: ComposeContext) -> list[_Story]:
-    stems = {_stem(t): w for t, w in ctx.understanding.terms.items()}
+    u = ctx.understanding
+    stems = TermCoverage(u.terms, u.expansions)
     stories: list[_Story] = []
     points: list[_Point] = []
+    top = max((i.score for i in ctx.pool.hits()), default=0.0)
     for item in ctx.pool.hits():
         sentence, cov = best_sentence(item.post.text, stems)
         if not sentence:
@@ -208,7 +220,8 @@ def _points(ctx: ComposeContext) -> list[_Story]:
             continue
         if len(points) >= MAX_POINTS:
             continue
-        point = _Point(sentence, words, [item], cov)
+        strong = top > 0 and item.score >= STRONG_SCORE * top
+        point = _Point(sentence, words, [item], cov, strong)
         points.append(point)
         key = item.story or f"thread:{item.post.conversation_id or item.post.id}"
         story = next((s for s in stories if s.key == key), None)
@@ -286,12 +299,11 @@ class ExtractiveComposer(Composer):
                 lines.append("The closest posts:")
                 lines += [f"- {p.line()}" for p in closest]
         else:
-            stories = [
-                s for s in stories if any(p.coverage >= MIN_COVERAGE for p in s.points)
-            ] or stories
+            stories = [s for s in stories if any(p.relevant() for p in s.points)] or stories
             if ctx.understanding.terms:
                 for s in stories:
-                    s.points = [p for p in s.points if p.coverage >= MIN_COVERAGE]
+                    s.points = [p for p in s.points if p.relevant()]
+                stories = [s for s in stories if s.points]
             head = stories[0].points[0]
             head.cite(budget)
             lines += ["", head.line()]

@@ -5,7 +5,9 @@ Pipeline (every step bounded by ``as_of``; nothing created later is ever read):
 1. **Constraints** are hard filters: operators the person typed, ``@handles`` in the question
    ("by or mentioning"), :class:`~firesift.answer.model.Filters` and the time window. They are
    ANDed to every search below.
-2. **First pass**: the question's terms OR-ed (BM25 in the index), ``candidates`` hits.
+2. **First pass**: the question's terms and their paraphrases
+   (:attr:`~firesift.answer.understand.Understanding.expansions`: "shooter" also asks for
+   "gunman", "named" for "identified") OR-ed (BM25 in the index), ``candidates`` hits.
 3. **Pseudo-relevance feedback (RM3-style).** The ``feedback_docs`` best first-pass posts give a
    relevance model: each word's weight is its share of each post's words, weighted by the
    post's normalised score. The ``feedback_terms`` heaviest words not already asked for form a
@@ -13,10 +15,24 @@ Pipeline (every step bounded by ``as_of``; nothing created later is ever read):
    normalised by its maximum. The index cannot weight query terms, so interpolation happens on
    scores; it still lets a post that says "Zehaf-Bibeau" without "gunman" in. Every top TREC
    Microblog run used feedback of this kind.
-4. **Term coverage.** Hits are hydrated from the store (which is also how deleted posts drop
-   out); relevance is multiplied by ``0.5 + covered weight share``, so a post matching the
-   question's heavy terms (a follow-up's own words weigh twice its context's) beats one
-   repeating a single word.
+4. **Term coverage, IDF-weighted.** Hits are hydrated from the store (which is also how deleted
+   posts drop out); relevance is multiplied by ``coverage_floor + covered weight share``
+   (:class:`~firesift.answer.understand.TermCoverage`). A term's weight is the question's
+   (a follow-up's own words weigh twice its context's) times its IDF relative to the mean IDF
+   of the asked terms, raised to ``idf_power`` and clamped to ``[1/idf_clamp, idf_clamp]``:
+   the event's name ("ottawa", in every post about it) must not outweigh the word that makes
+   the question specific ("stopped"). Document frequencies come from the index's term
+   dictionary (microseconds), or are estimated on the candidates when a backend cannot give
+   them. A paraphrase covers its term at ``EXPANSION_CREDIT`` of the lesser of the two weights.
+4b. **Answer-type and informativeness priors.** A ``person`` question ("who ...") multiplies by
+   ``1 + answer_boost`` posts that name someone (two capitalised words not both asked about), a
+   ``count`` question ("how many ...") posts with a number. A pure reaction (sympathy words such
+   as "thoughts", "prayers", "omg", and no name or number; for ``happening`` questions also any
+   post of fewer than ``short_words`` content words without them) is multiplied by
+   ``reaction_penalty``: it tells the reader nothing that happened. For ``happening`` questions
+   posts get up to ``1 + informative_boost`` for the signals of a report: a link, a verified or
+   wide-reach (``wide_reach`` followers) author, not a reply, a name or a number. So the
+   headline is "Soldier shot at National War Memorial", not "Thoughts with everybody in Ottawa".
 5. **Trending boost** (``happening`` questions): posts of trend stories related to the question
    (or all stories, when the question has no terms) join the candidates, and candidates in a
    story get ``story_boost``.
@@ -39,6 +55,7 @@ under ~10 ms at 1M posts.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,7 +64,7 @@ from typing import TYPE_CHECKING
 
 from firesift.answer.evidence import EvidencePool
 from firesift.answer.model import Filters
-from firesift.answer.understand import Understanding, content_words
+from firesift.answer.understand import TermCoverage, Understanding, content_words
 from firesift.errors import FiresiftError, QueryError
 from firesift.post import Post, to_ms
 from firesift.query import And, Field, Flag, MinCount, Node, Not, Or, Phrase, Query, Word, parse
@@ -103,6 +120,15 @@ class RetrieveParams:
     thread_hits: int = 4
     replies_per_hit: int = 12
     min_results: int = 3
+    idf_clamp: float = 3.0
+    idf_power: float = 2.0
+    coverage_floor: float = 0.25
+    answer_boost: float = 0.25
+    reaction_penalty: float = 0.5
+    short_words: int = 4
+    wide_reach: int = 10_000
+    informative_boost: float = 0.5
+    expand_query: bool = True
 
 
 @dataclass(slots=True)
@@ -307,19 +333,110 @@ def trend_report(db: Database, as_of_ms: int, window_ms: int = 3_600_000) -> Tre
     return report
 
 
+def _doc_freqs(index: object, words: Sequence[str]) -> dict[str, int] | None:
+    """Document frequency of each word in ``index`` (analysed like indexed text), or ``None``
+    when the backend cannot tell. Reads the term dictionary only: microseconds per word."""
+    owner = getattr(index, "_index", None)
+    analyzer = getattr(index, "_analyzer", None)
+    if owner is None or analyzer is None:
+        return None
+    try:
+        searcher = owner.searcher()
+        out: dict[str, int] = {}
+        for w in words:
+            tokens = analyzer.analyze(w)
+            out[w] = max((int(searcher.doc_freq("text", t)) for t in tokens), default=0)
+        return out
+    except Exception:  # an optional statistic: fall back to the pool estimate
+        return None
+
+
+def _idf_weights(
+    db: Database, u: Understanding, posts: Sequence[Post], params: RetrieveParams
+) -> dict[str, float]:
+    """IDF-scaled weights of the asked terms and their paraphrases (module docstring, step 4).
+
+    ``idf = log(1 + N / (df + 1))`` from the index's document frequencies, or, when the backend
+    cannot give them, from the first-pass candidates (``N`` = candidates). Each asked term's
+    weight is multiplied by its idf relative to the mean idf of the asked terms, clamped to
+    ``[1 / idf_clamp, idf_clamp]``, so a word in every post of the event ("ottawa") counts
+    less than the specific one ("stopped") without any term vanishing."""
+    words = list(dict.fromkeys([*u.terms, *(a for alts in u.expansions.values() for a in alts)]))
+    if not words or params.idf_clamp <= 1.0:
+        return dict(u.terms)
+    df = _doc_freqs(db.index, words)
+    if df is not None:
+        n = max(1, db.index.num_docs)
+    else:
+        n = max(1, len(posts))
+        texts = [" " + " ".join(re.findall(r"\w+", p.text.lower())) for p in posts]
+        df = {w: sum(f" {_stem(w)}" in t for t in texts) for w in words}
+    idf = {w: math.log(1 + n / (df.get(w, 0) + 1)) for w in words}
+    mean = sum(idf[t] for t in u.terms) / len(u.terms) or 1.0
+    lo, hi = 1 / params.idf_clamp, params.idf_clamp
+    base = dict(u.terms)
+    for alts in u.expansions.values():
+        for a in alts:
+            base.setdefault(a, 1.0)
+    return {w: base[w] * min(hi, max(lo, (idf[w] / mean) ** params.idf_power)) for w in words}
+
+
+_REACTION_TEXT = """
+    thoughts prayers praying pray prayer condolences rip heartbroken heartbreaking sad saddened
+    omg wow shocked shocking horrible horrific terrible awful scary sick disgusting tragic
+    unbelievable fear scared safe hearts heart thinking solidarity sympathy sympathies
+    """
+_REACTION = frozenset(_REACTION_TEXT.split())
+"""Words of sympathy and reaction: a post made of them (no name, no number) reports nothing."""
+_NUMBER_TEXT = "two three four five six seven eight nine ten eleven twelve dozen dozens hundreds"
+_NUMBER_WORDS = frozenset(_NUMBER_TEXT.split())
+_NOISE = re.compile(r"https?://\S+|www\.\S+|[@#]\w+")
+_NAME = re.compile(r"\b([A-Z][a-z]+(?:[-'’][A-Za-z]+)?)\s+([A-Z][a-z]+(?:[-'’][A-Za-z]+)?)")
+_NUMBER = re.compile(r"(?<![\w:])\d[\d,.]*(?![\w:])")
+
+
+def _facts(text: str, asked: set[str]) -> tuple[bool, bool]:
+    """Whether ``text`` states a name (two capitalised words, one not asked about) and a number
+    (a figure or number word outside links, handles and hashtags)."""
+    body = _NOISE.sub(" ", text)
+    name = any(a.lower() not in asked or b.lower() not in asked for a, b in _NAME.findall(body))
+    number = bool(_NUMBER.search(body)) or any(
+        w in _NUMBER_WORDS for w in re.findall(r"[a-z]+", body.lower())
+    )
+    return name, number
+
+
+def _prior(post: Post, u: Understanding, asked: set[str], params: RetrieveParams) -> float:
+    """Answer-type and informativeness prior (module docstring, step 4b)."""
+    words = re.findall(r"[a-z]+", post.text.lower())
+    reaction = not _REACTION.isdisjoint(words)
+    happening = u.intent == "happening"
+    if not reaction and not u.answer_type and not happening:
+        return 1.0
+    name, number = _facts(post.text, asked)
+    factor = 1.0
+    if (u.answer_type == "person" and name) or (u.answer_type == "count" and number):
+        factor *= 1 + params.answer_boost
+    if (
+        (reaction or (happening and len(content_words(post.text)) < params.short_words))
+        and not name
+        and not number
+    ):
+        factor *= params.reaction_penalty
+    if happening:
+        a = post.author
+        signals = (
+            bool(post.urls) or "http" in post.text,
+            a.verified or (a.followers or 0) >= params.wide_reach,
+            not post.reply_to,
+            name or number,
+        )
+        factor *= 1 + params.informative_boost * sum(signals) / len(signals)
+    return factor
+
+
 def _stem(word: str) -> str:
     return word[: max(4, len(word) - 2)]
-
-
-def _coverage(text: str, stems: dict[str, float], total: float) -> float:
-    if total <= 0:
-        return 1.0
-    words = {w for w in re.findall(r"\w+", text.lower())}
-    got = 0.0
-    for stem, weight in stems.items():
-        if any(w.startswith(stem) for w in words):
-            got += weight
-    return got / total
 
 
 def _feedback_terms(
@@ -425,9 +542,12 @@ def _ranked(
     index = db.index
     cands: dict[str, _Cand] = {}
     terms = u.terms
+    asked = list(terms)
+    if params.expand_query:
+        asked += [a for alts in u.expansions.values() for a in alts if a not in terms]
     if terms:
         first = index.search(
-            bounds.query(_any([Word(t) for t in terms])), as_of_ms=as_of_ms, limit=params.candidates
+            bounds.query(_any([Word(t) for t in asked])), as_of_ms=as_of_ms, limit=params.candidates
         )
         top1 = max((h.score for h in first), default=0.0) or 1.0
         for h in first:
@@ -444,7 +564,7 @@ def _ranked(
     if terms and params.feedback_terms and cands:
         best = sorted(cands.values(), key=lambda c: -c.bm25)[: params.feedback_docs]
         fb_posts = [(posts[split_key(c.key)], c.bm25) for c in best if split_key(c.key) in posts]
-        extra = _feedback_terms(fb_posts, terms, params.feedback_terms)
+        extra = _feedback_terms(fb_posts, dict.fromkeys(asked, 1.0), params.feedback_terms)
         if extra:
             second = index.search(
                 bounds.query(_any([Word(t) for t in extra])),
@@ -483,8 +603,9 @@ def _ranked(
                 )
             c.story = sid
         pool.stories = tuple(stories)
-    stems = {_stem(t): w for t, w in terms.items()}
-    total = sum(stems.values())
+    weights = _idf_weights(db, u, list(posts.values()), params) if terms else {}
+    coverage = TermCoverage(terms, u.expansions, weights)
+    asked_set = {w for t in asked for w in re.findall(r"\w+", t.lower())}
     lam = params.feedback_weight
     kept: list[_Cand] = []
     considered: list[Post] = []
@@ -497,8 +618,9 @@ def _ranked(
         if filters.min_views and (p.metrics.views or 0) < filters.min_views:
             continue
         if terms:
-            cov = _coverage(p.text, stems, total)
-            rel = ((1 - lam) * c.bm25 + lam * c.feedback) * (0.5 + cov)
+            cov = coverage(p.text)
+            rel = ((1 - lam) * c.bm25 + lam * c.feedback) * (params.coverage_floor + cov)
+            rel *= _prior(p, u, asked_set, params)
             if cov >= CONSIDER_COVERAGE:
                 considered.append(p)
         else:

@@ -22,6 +22,17 @@ hashtags, a :class:`TimeSpec` and an intent. Design decisions:
   second gunman?", "and in Sydney?", a pronoun, or two content words or fewer) keeps its own
   terms at full weight and adds the previous question's terms at half weight; time and
   operators carry over when the new turn has none.
+- **Paraphrases.** News is told in a few interchangeable words: a question about the
+  "shooter" is answered by posts about the "gunman" or an "assailant", "named" by
+  "identified", "stopped" by "shot" or "took down". :data:`PARAPHRASES` is a small,
+  hand-written table of such news vocabulary (groups of interchangeable words, plus a few
+  one-way verbs such as "stopped" -> "shot"); :func:`expand` maps each asked term to its
+  alternatives, kept apart from ``terms`` in :attr:`Understanding.expansions` so that
+  statistics and follow-ups still see only what was asked. A post matching an alternative
+  covers the asked term at ``EXPANSION_CREDIT`` of its weight (:class:`TermCoverage`).
+- **Answer type.** "Who ..." asks for a ``person`` and "how many ..." for a ``count``;
+  retrieval prefers posts that contain a name or a number respectively (the classic
+  question-answering answer-type match). "many" itself is a question word, never a term.
 - **Intent.** ``happening`` ("what is happening", "latest", "right now") turns on the trending
   story boost; ``claim`` ("is it true that ...", "fact check ...") makes the engine run a claim
   check on the extracted claim; everything else is ``search``.
@@ -30,6 +41,7 @@ hashtags, a :class:`TimeSpec` and an intent. Design decisions:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -41,15 +53,22 @@ from firesift.trends import STOPWORDS
 
 __all__ = [
     "DEFAULT_WINDOW",
+    "EXPANSION_CREDIT",
     "LIVE_WINDOW",
+    "PARAPHRASES",
+    "AnswerType",
     "Intent",
+    "TermCoverage",
     "TimeSpec",
     "Understanding",
     "content_words",
+    "expand",
+    "fold",
     "understand",
 ]
 
 Intent = Literal["happening", "claim", "search"]
+AnswerType = Literal["", "person", "count"]
 TimeKind = Literal["none", "live", "recent", "since_clock", "day", "since_day", "date"]
 
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -63,7 +82,7 @@ _QUESTION_TEXT = """
     update updates really true truth actually please give show say saying said says think
     people reports reported report reporting right currently today yesterday tonight morning
     afternoon evening whats what's who's hows there's theres it's anybody everything
-    confirm confirmed correct fact check verify rumour rumor rumours rumors claim claims
+    confirm confirmed correct fact check verify rumour rumor rumours rumors claim claims many
     """
 QUESTION_WORDS = frozenset(_QUESTION_TEXT.split())
 """Words of how people ask, not of what they ask about (never search terms)."""
@@ -136,6 +155,10 @@ _RE_FOLLOWUP = re.compile(
     r"|^\s*more\s+on\b|^\s*(?:why|how|when|where|who)\s*\??\s*$",
     _I,
 )
+_RE_PERSON = re.compile(
+    r"^\s*(?:(?:and|so|but)\s+)?who(?:m|se)?\b|\bwho\s+(?:is|was|are|were)\b", _I
+)
+_RE_COUNT = re.compile(r"\bhow\s+(?:many|much)\b|\bnumber\s+of\b|\bdeath\s+toll\b", _I)
 _PRONOUN_TEXT = "he she they him her them it its his their that this those these"
 _PRONOUNS = frozenset(_PRONOUN_TEXT.split())
 
@@ -230,6 +253,9 @@ class Understanding:
     intent: Intent = "search"
     claim: str = ""
     followup: bool = False
+    expansions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Asked term -> paraphrases that also answer it (see :func:`expand`); not in ``terms``."""
+    answer_type: AnswerType = ""
 
     @property
     def words(self) -> list[str]:
@@ -251,6 +277,138 @@ def content_words(text: str) -> list[str]:
             continue
         out[w] = None
     return list(out)
+
+
+EXPANSION_CREDIT = 0.7
+"""Share of an asked term's weight a post earns by matching one of its paraphrases instead."""
+
+_PARAPHRASE_GROUPS = (
+    # who did it
+    "gunman gunmen shooter shooters assailant assailants attacker attackers",
+    "suspect suspects perpetrator perpetrators",
+    "hostage-taker hostage-takers captor captors gunman",
+    # naming
+    "named identified identifies identity",
+    # harm
+    "dead killed died dies death deaths fatal",
+    "injured wounded hurt",
+    "shooting shootings gunfire shots",
+    # police and security
+    "police officers cops",
+    "officer policeman policewoman",
+    # counts
+    "second 2nd another additional multiple numerous",
+    # actions and outcomes
+    "arrested detained custody apprehended",
+    "escaped fled freed",
+    "evacuated evacuation cleared",
+    "cancelled canceled postponed",
+    "stormed raided",
+    "crash crashed crashes",
+    "plane aircraft jet airliner",
+    "survivors survived survivor",
+    "demanding demands demanded",
+    "missing disappeared vanished",
+    "depression depressed depressive",
+)
+_PARAPHRASE_ONE_WAY = {
+    "stopped": "shot killed took taking subdued tackled neutralised neutralized",
+    "stop": "shot killed took taking subdued tackled neutralised neutralized",
+    "die": "dead killed died death",
+    "attack": "shooting attacked",
+    "attacked": "shooting shot",
+    "claim": "claimed said",
+}
+
+
+def _paraphrases() -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for group in _PARAPHRASE_GROUPS:
+        words = group.split()
+        for w in words:
+            out.setdefault(w, []).extend(x for x in words if x != w and x not in out[w])
+    for w, alts in _PARAPHRASE_ONE_WAY.items():
+        out.setdefault(w, []).extend(x for x in alts.split() if x not in out[w])
+    return {w: tuple(alts) for w, alts in out.items()}
+
+
+PARAPHRASES: dict[str, tuple[str, ...]] = _paraphrases()
+"""Word -> words that can stand for it in news text (hand-written, news vocabulary)."""
+
+
+def expand(terms: dict[str, float]) -> dict[str, tuple[str, ...]]:
+    """Asked term -> its paraphrases (:data:`PARAPHRASES`) that are not asked themselves."""
+    out: dict[str, tuple[str, ...]] = {}
+    for term in terms:
+        alts = tuple(a for a in PARAPHRASES.get(term, ()) if a not in terms)
+        if alts:
+            out[term] = alts
+    return out
+
+
+def _stem(word: str) -> str:
+    return word[: max(4, len(word) - 2)]
+
+
+_TOKEN = re.compile(r"\w+")
+
+
+def fold(text: str) -> str:
+    """Lowercase ``text`` without accents ("Goële" -> "goele"), as the index folds it."""
+    text = text.lower()
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def _stems(term: str) -> tuple[str, ...]:
+    """Stems of a term's parts: ``hostage-taker`` is covered by "hostage taker" too."""
+    parts = _TOKEN.findall(fold(term))
+    return tuple(_stem(p) if len(parts) == 1 else p for p in parts) or (term,)
+
+
+def _has(words: set[str], stems: tuple[str, ...]) -> bool:
+    return all(any(x.startswith(s) for x in words) for s in stems)
+
+
+class TermCoverage:
+    """How much of a question's weighted terms a text covers, 0..1.
+
+    An asked term is covered by a word starting with its crude stem (its first ``len - 2``
+    letters, at least four), at its full weight; failing that, by one of its paraphrases at
+    ``EXPANSION_CREDIT`` of the weight, or of the paraphrase's own weight when that is lower
+    (``weights`` may hold weights for paraphrases too: matching a common synonym proves less).
+    """
+
+    def __init__(
+        self,
+        terms: dict[str, float],
+        expansions: dict[str, tuple[str, ...]] | None = None,
+        weights: dict[str, float] | None = None,
+    ) -> None:
+        self.terms = {t: (weights or {}).get(t, w) for t, w in terms.items()}
+        self.total = sum(self.terms.values())
+        self.stems = {t: _stems(t) for t in self.terms}
+        self.alts: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+        for t, alts in (expansions or {}).items():
+            if t not in self.terms:
+                continue
+            w = self.terms[t]
+            self.alts[t] = [
+                (_stems(a), EXPANSION_CREDIT * min(w, (weights or {}).get(a, w))) for a in alts
+            ]
+
+    def __call__(self, text: str) -> float:
+        if self.total <= 0:
+            return 1.0
+        words = set(_TOKEN.findall(fold(text)))
+        got = 0.0
+        for t, w in self.terms.items():
+            if _has(words, self.stems[t]):
+                got += w
+                continue
+            got += max((c for s, c in self.alts.get(t, ()) if _has(words, s)), default=0.0)
+        return got / self.total
 
 
 def _time(text: str) -> tuple[TimeSpec, str]:
@@ -338,7 +496,17 @@ def _single(question: str) -> Understanding:
         time=spec,
         intent=intent,
         claim=claim,
+        expansions=expand(terms),
+        answer_type=_answer_type(text),
     )
+
+
+def _answer_type(text: str) -> AnswerType:
+    if _RE_COUNT.search(text):
+        return "count"
+    if _RE_PERSON.search(text):
+        return "person"
+    return ""
 
 
 def _is_followup(u: Understanding) -> bool:
@@ -371,4 +539,5 @@ def understand(messages: Sequence[Message]) -> Understanding:
         time=u.time if u.time.kind != "none" else previous.time,
         intent="happening" if u.intent == "search" and previous.intent == "happening" else u.intent,
         followup=True,
+        expansions=expand(terms),
     )
