@@ -608,3 +608,14 @@ def test_real_posts_hashtags_authors_and_time(index: TantivyIndex, shared_data: 
     hits = index.search(parse("since:2000-01-01"), as_of_ms=mid, limit=5000, sort="recent")
     assert {h.key for h in hits} == {p.key for p in posts if to_ms(p.created_at) <= mid}
     assert [h.created_ms for h in hits] == sorted((h.created_ms for h in hits), reverse=True)
+
+
+def test_doc_freqs_count_posts_per_word_as_analysed(index: TantivyIndex) -> None:
+    load(
+        index,
+        post("1", "Shootings reported downtown"),
+        post("2", "a shooting was seen"),
+        post("3", "quiet day"),
+    )
+    freqs = index.doc_freqs(["shooting", "quiet", "absent"])
+    assert freqs == {"shooting": 2, "quiet": 1, "absent": 0}

@@ -155,6 +155,11 @@ class SearchIndex(ABC):
     def num_docs(self) -> int:
         """How many posts the current searcher sees."""
 
+    def doc_freqs(self, words: Sequence[str]) -> dict[str, int] | None:
+        """How many indexed posts contain each word (analysed like post text; the most
+        frequent token for a multi-token word), or None when the backend cannot tell."""
+        return None
+
     @abstractmethod
     def search(
         self,
@@ -430,6 +435,15 @@ class TantivyIndex(SearchIndex):
 
     def refresh(self) -> None:
         self._index.reload()
+
+    def doc_freqs(self, words: Sequence[str]) -> dict[str, int] | None:
+        searcher = self._index.searcher()
+        return {
+            w: max(
+                (int(searcher.doc_freq("text", t)) for t in self._analyzer.analyze(w)), default=0
+            )
+            for w in words
+        }
 
     @property
     def num_docs(self) -> int:

@@ -333,24 +333,6 @@ def trend_report(db: Database, as_of_ms: int, window_ms: int = 3_600_000) -> Tre
     return report
 
 
-def _doc_freqs(index: object, words: Sequence[str]) -> dict[str, int] | None:
-    """Document frequency of each word in ``index`` (analysed like indexed text), or ``None``
-    when the backend cannot tell. Reads the term dictionary only: microseconds per word."""
-    owner = getattr(index, "_index", None)
-    analyzer = getattr(index, "_analyzer", None)
-    if owner is None or analyzer is None:
-        return None
-    try:
-        searcher = owner.searcher()
-        out: dict[str, int] = {}
-        for w in words:
-            tokens = analyzer.analyze(w)
-            out[w] = max((int(searcher.doc_freq("text", t)) for t in tokens), default=0)
-        return out
-    except Exception:  # an optional statistic: fall back to the pool estimate
-        return None
-
-
 def _idf_weights(
     db: Database, u: Understanding, posts: Sequence[Post], params: RetrieveParams
 ) -> dict[str, float]:
@@ -364,7 +346,7 @@ def _idf_weights(
     words = list(dict.fromkeys([*u.terms, *(a for alts in u.expansions.values() for a in alts)]))
     if not words or params.idf_clamp <= 1.0:
         return dict(u.terms)
-    df = _doc_freqs(db.index, words)
+    df = db.index.doc_freqs(words)
     if df is not None:
         n = max(1, db.index.num_docs)
     else:
