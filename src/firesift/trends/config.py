@@ -21,16 +21,21 @@ class TrendConfig:
     """Tuning of the tracker. Times in milliseconds; the tick is one minute.
 
     The defaults are the ones evaluated on CrisisLexT26 (see
-    :mod:`firesift.evaluation.trends_eval`).
+    :mod:`firesift.evaluation.trends_eval`). ``warmup_ms`` (20 min) is the detection window
+    plus 10 minutes of history: no burst is scored before a fresh stream has that much, so its
+    steady chatter is not "new", while an event starting after those first minutes (a tracker
+    rebuilt at the start of the Ottawa shooting) is found. ``pending_slots`` (a power of two)
+    sizes the fixed table of terms seen once (see :mod:`firesift.trends.tracker`).
     """
 
     detect_window_ms: int = 10 * MINUTE
     lateness_ms: int = 5 * MINUTE
     retention_ms: int = 3 * HOUR
     half_life_ms: int = 6 * HOUR
-    warmup_ms: int = 30 * MINUTE
+    warmup_ms: int = 20 * MINUTE
     dedupe_ms: int = 30 * MINUTE
     pending_ms: int = HOUR
+    pending_slots: int = 1 << 21
     min_score: float = 4.0
     min_ratio: float = 3.0
     min_volume: int = 3
@@ -74,6 +79,10 @@ class TrendConfig:
         if self.retention_ms < self.detect_window_ms + self.lateness_ms + MINUTE:
             raise ConfigError(
                 f"trends.retention_ms ({self.retention_ms}) is shorter than the detection window"
+            )
+        if self.pending_slots < 1024 or self.pending_slots & (self.pending_slots - 1):
+            raise ConfigError(
+                f"trends.pending_slots must be a power of two >= 1024, got {self.pending_slots}"
             )
         for name, low in (
             ("min_volume", 2),

@@ -62,7 +62,9 @@ class StoryState:
     sig: dict[str, int] = field(default_factory=dict)
     terms: tuple[str, ...] = ()
     vol: dict[int, int] = field(default_factory=dict)
-    authors: dict[int, int] = field(default_factory=dict)
+    authors: dict[int, set[int]] = field(default_factory=dict)
+    """Per minute, the sampled authors of the story's posts (a report at any past instant
+    counts the same authors live as on replay: later ticks only add newer minutes)."""
     peak: int = 0
     last_active: int = 0
     title: str = ""

@@ -223,4 +223,5 @@ def clean_text(text: str) -> str:
     text = _CLEAN_URL.sub(" ", text)
     text = _CLEAN_HANDLE.sub(" ", text)
     text = text.replace("&amp;", "&").replace("&gt;", ">").replace("&lt;", "<")
-    return _SPACES.sub(" ", text).strip(" :-–—|…\"'")
+    # ".@cnn is safe" (a handle made public by a leading dot) must not leave ". is safe".
+    return _SPACES.sub(" ", text).strip(" :-–—|…\"'").lstrip(".,;: ")

@@ -33,14 +33,31 @@ only the posts created at or before ``t`` into a fresh tracker (tested). If ``as
 than the newest post's minute, the report describes the last tick (call :meth:`advance` from a
 clock or heartbeat to close quiet minutes).
 
+Quiet gaps. Ticking costs O(1) per minute only while something is in the window. Once the
+stream is *quiet* (no counts in or entering the window, no story alive: at most
+``detect_window + story_ttl`` minutes after the last post), the remaining minutes up to the
+next post are skipped in O(state) (:meth:`_skip_to`): baselines decay lazily anyway (the
+stream's rate included: it is folded only at minutes with posts), the prunes of the skipped
+minutes amount to the last one, and their snapshots, all empty, are represented by one (a
+report reads the latest snapshot at or before its minute, and pruning keeps the one in force at
+its cut). Reports at any instant, inside the gap or after it, equal those of ticking each
+minute (tested). ``stats["ticks"]`` counts the minutes ticked and ``stats["skipped"]`` those
+skipped: a post eleven years after the previous one costs ~130 ticks (draining the window and
+the stories), not six million. After a silence longer than the baselines' memory every term is
+new again (no warm-up: the stream has history, and it was silent).
+
 Late posts. A post up to ``lateness_ms`` older than the watermark is counted in its own minute:
 volumes, series and baselines include it; a tick already taken is not redone, so it reaches
 burst scores and stories only through the following minutes. Older posts are dropped and
 counted in ``stats["late_dropped"]``.
 
-Memory. A term seen once is only *pending* (one dict entry: its minute and author) for
-``pending_ms``; its second occurrence promotes it to a full entry (losing nothing: the first
-occurrence is replayed into it). Most hapax words and bigrams never get further. Per full term:
+Memory. A term seen once is only *pending*: its hash, minute and author sit in a fixed-size
+table of ``pending_slots`` slots (three flat arrays, 48 MB by default, no Python object per
+term) for up to ``pending_ms``; its second occurrence within that time promotes it to a full
+entry (losing nothing: the first occurrence is replayed into it). Most hapax words and bigrams
+never get further. A slot is overwritten by another term's first occurrence when their hashes
+collide, so at a very high rate of new terms a pending term is forgotten sooner than
+``pending_ms`` (it then needs two more occurrences); memory stays fixed. Per full term:
 one dict entry per active minute within ``retention_ms`` (a count and the author hash, or the
 set of author hashes, capped at ``max_authors_per_minute``) plus two floats; a term whose
 minutes have expired is dropped once its baseline falls below ``prune_rate`` per minute, and
@@ -49,9 +66,10 @@ kept for the detection window only, at most ``sample_per_minute`` per minute (bo
 stable hash of the key, so which posts are kept does not depend on arrival order). Dedupe keys
 live ``dedupe_ms``.
 
-Complexity. ``observe``: O(terms in the post) dictionary updates (~14 terms for a tweet), no
-allocation proportional to history. A tick (once per stream minute): O(distinct terms in the
-minute entering and the minute leaving the window + candidates + sampled posts of the window).
+Complexity. ``observe``: O(terms in the post) dictionary updates (~11 terms for a tweet of the
+demo data, ~28 for the synthetic benchmark), no allocation proportional to history. A tick
+(once per stream minute while not quiet): O(distinct terms in the minute entering and the
+minute leaving the window + candidates + sampled posts of the window).
 ``report``: O(limit x window minutes) plus the stories, independent of the posts observed.
 """
 
@@ -60,8 +78,11 @@ from __future__ import annotations
 import bisect
 import math
 import zlib
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from firesift.errors import ConfigError, NotFound
 from firesift.post import Post, to_ms
@@ -143,7 +164,9 @@ class TrendTracker:
         self._dedupe = max(1, c.dedupe_ms // MINUTE)
         self._alpha = 0.5 ** (MINUTE / c.half_life_ms)
         self._terms: dict[str, _Term] = {}
-        self._pending: dict[str, int] = {}
+        self._pmask = c.pending_slots - 1
+        self._pend = c.pending_ms // MINUTE
+        self._ph, self._pm, self._pa = self._slots(c.pending_slots)
         self._cur_c: dict[str, int] = {}
         self._cur_a: dict[str, Authors] = {}
         self._cur_m = -1
@@ -163,10 +186,8 @@ class TrendTracker:
         self._snaps: dict[int, _Snap] = {}
         self._snap_minutes: list[int] = []
         self._m0 = -1
-        self._origin = -1
         self._wm = -1
         self._tick = -1
-        self._restart = c.replay_ms // MINUTE
         self._skip = True
         self.stats = {
             "observed": 0,
@@ -175,7 +196,6 @@ class TrendTracker:
             "late_dropped": 0,
             "ticks": 0,
             "skipped": 0,
-            "restarts": 0,
         }
 
     # -- ingest ---------------------------------------------------------------------------
@@ -187,7 +207,7 @@ class TrendTracker:
         ms = to_ms(post.created_at)
         m = ms // MINUTE
         if self._m0 < 0:
-            self._m0 = self._tick = self._gf = self._cur_m = self._origin = m
+            self._m0 = self._tick = self._gf = self._cur_m = m
             self._wm = ms
         elif ms > self._wm:
             self._wm = ms
@@ -228,10 +248,31 @@ class TrendTracker:
         if m == self._cur_m:
             cur_c = self._cur_c
             cur_a = self._cur_a
+            get = cur_c.get
             cap = self._cap
+            table = self._terms
+            ph = self._ph
+            pm = self._pm
+            pcut = m - self._pend
             for t in terms:
-                n = cur_c.get(t)
+                n = get(t)
                 if n is None:
+                    if t not in table:
+                        # Not tracked: a first occurrence only fills its pending slot.
+                        h = hash(t) or 1
+                        i = h & self._pmask
+                        if ph[i] != h or pm[i] < pcut:
+                            ph[i] = h
+                            pm[i] = m
+                            self._pa[i] = ah
+                            continue
+                        ph[i] = 0
+                        a1 = self._pa[i]
+                        if pm[i] == m:
+                            cur_c[t] = 2
+                            cur_a[t] = ah if a1 == ah else {a1, ah}
+                            continue
+                        self._promote(t, pm[i], a1, m)
                     cur_c[t] = 1
                     cur_a[t] = ah
                     continue
@@ -271,18 +312,40 @@ class TrendTracker:
         return True
 
     def _term_for(self, t: str, m: int, ah: int) -> _Term | None:
-        """The term's state, promoting it from ``pending`` on its second occurrence."""
+        """The term's state, promoting it from its pending slot on its second occurrence."""
         st = self._terms.get(t)
         if st is not None:
             return st
-        first = self._pending.pop(t, None)
-        if first is None:
-            self._pending[t] = m << 64 | ah
+        h = hash(t) or 1
+        i = h & self._pmask
+        if self._ph[i] != h or self._pm[i] < self._cur_m - self._pend:
+            self._ph[i] = h
+            self._pm[i] = m
+            self._pa[i] = ah
             return None
-        m1 = first >> 64
-        st = self._terms[t] = _Term(m1)
+        self._ph[i] = 0
+        return self._promote(t, self._pm[i], self._pa[i], m)
+
+    def _promote(self, t: str, m1: int, a1: int, m: int) -> _Term:
+        """A full entry for ``t``, seen first at minute ``m1`` by ``a1`` (replayed into it, or
+        into the current minute's counts) and now at minute ``m``."""
+        st = self._terms[t] = _Term(min(m1, m))
+        if m1 == self._cur_m:
+            n = self._cur_c.get(t)
+            if n is None:
+                self._cur_c[t] = 1
+                self._cur_a[t] = a1
+            else:
+                self._cur_c[t] = n + 1
+                a = self._cur_a[t]
+                if isinstance(a, int):
+                    if a != a1:
+                        self._cur_a[t] = {a, a1}
+                elif len(a) < self._cap:
+                    a.add(a1)
+            return st
         st.c[m1] = 1
-        st.a[m1] = first & _MASK
+        st.a[m1] = a1
         if m1 < self._tick:
             if m1 <= self._tick - self._w - 1:
                 self._fold_term(st, m1, 1)
@@ -314,6 +377,19 @@ class TrendTracker:
                     st.a[m] = {a, ah}
             elif len(a) < self._cap:
                 a.add(ah)
+
+    @staticmethod
+    def _slots(n: int) -> tuple[array[int], array[int], array[int]]:
+        """Pending slots: term hash (0: empty), minute and author of a first occurrence."""
+        zeros = bytes(8 * n)
+        return array("q", zeros), array("q", zeros), array("Q", zeros)
+
+    def _pending_count(self) -> int:
+        if self._m0 < 0:
+            return 0
+        h = np.frombuffer(self._ph, dtype=np.int64)
+        m = np.frombuffer(self._pm, dtype=np.int64)
+        return int(np.count_nonzero((h != 0) & (m >= self._tick - self._pend)))
 
     def observe_many(self, posts: Iterable[Post]) -> int:
         """Observe every post; the number counted (not duplicates, not too late)."""
@@ -360,13 +436,9 @@ class TrendTracker:
     def _advance(self, new_minute: int) -> None:
         while self._tick < new_minute:
             gap = new_minute - self._tick
-            if gap > 1 and self._quiet():
-                if gap > self._restart:
-                    self._restart_at(new_minute)
-                    return
-                if self._skip:
-                    self._skip_to(new_minute - 1)
-                    continue
+            if gap > 1 and self._skip and self._quiet():
+                self._skip_to(new_minute - 1)
+                continue
             self._tick += 1
             self._do_tick(self._tick)
 
@@ -400,23 +472,6 @@ class TrendTracker:
         self._tick = self._cur_m = last
         self.stats["skipped"] += last - first + 1
 
-    def _restart_at(self, minute: int) -> None:
-        """A stream resuming after a silence longer than ``replay_ms`` starts afresh (warm-up,
-        bias correction, no baselines), as a tracker rebuilt by replaying ``replay_ms`` of the
-        store would: the old baselines have decayed below a sixteenth and the old windows,
-        stories and snapshots are long out of retention."""
-        self.stats["skipped"] += minute - self._tick
-        self.stats["restarts"] += 1
-        self._terms.clear()
-        self._pending.clear()
-        self._seen.clear()
-        self._seen_by_min.clear()
-        self._added.clear()
-        self._snaps.clear()
-        self._snap_minutes.clear()
-        self._gs = 0.0
-        self._m0 = self._tick = self._gf = self._cur_m = minute
-
     def _fold_term(self, st: _Term, minute: int, d: int) -> None:
         if minute < st.f:
             return
@@ -434,22 +489,13 @@ class TrendTracker:
         newest = tick - 1
         added: dict[str, int] = {}
         if self._cur_m == newest:
-            pending = self._pending
             cur_a = self._cur_a
             min_volume = c.min_volume
             for t, n in self._cur_c.items():
                 authors = cur_a[t]
                 st = table.get(t)
                 if st is None:
-                    if t in pending:
-                        st = self._term_for(t, newest, 0)
-                    elif n == 1:
-                        pending[t] = newest << 64 | authors  # type: ignore[operator]
-                        continue
-                    else:
-                        st = table[t] = _Term(newest)
-                    if st is None:
-                        continue
+                    st = table[t] = _Term(newest)
                 st.c[newest] = n
                 st.a[newest] = authors
                 d = len(authors) if type(authors) is set else 1
@@ -640,10 +686,13 @@ class TrendTracker:
                 continue
             keyset = frozenset(st.terms)
             n = 0
+            seen: set[int] = set()
             for r in recs:
                 if not keyset.isdisjoint(r[R_TERMS]):
                     n += 1
-                    st.authors[r[R_AUTHOR]] = newest
+                    seen.add(r[R_AUTHOR])
+            if seen:
+                st.authors[newest] = seen
             if n:
                 st.vol[newest] = round(n * scale)
             status, recent, st.peak = story_status(st.vol, tick, st.peak)
@@ -674,10 +723,6 @@ class TrendTracker:
             )
             for t in victims[: len(table) - self.config.max_terms]:
                 del table[t]
-        pending = self._pending
-        pending_cut = tick - self.config.pending_ms // MINUTE
-        for t in [t for t, first in pending.items() if first >> 64 < pending_cut]:
-            del pending[t]
         expire = tick - self._dedupe
         seen = self._seen
         for m in [m for m in self._seen_by_min if m < expire]:
@@ -687,8 +732,8 @@ class TrendTracker:
         for story in self._stories.values():
             for m in [m for m in story.vol if m < cut]:
                 del story.vol[m]
-            for h in [h for h, m in story.authors.items() if m < cut]:
-                del story.authors[h]
+            for m in [m for m in story.authors if m < cut]:
+                del story.authors[m]
             for t in [t for t, m in story.sig.items() if tick - m > self._ttl]:
                 del story.sig[t]
         minutes = self._snap_minutes
@@ -724,7 +769,7 @@ class TrendTracker:
         """Sizes of the retained structures (for tests and monitoring)."""
         return {
             "terms": len(self._terms),
-            "pending_terms": len(self._pending),
+            "pending_terms": self._pending_count(),
             "term_minutes": sum(len(st.c) for st in self._terms.values()),
             "dedupe_keys": len(self._seen),
             "sampled_posts": sum(len(r) for r in self._recs.values()),
@@ -761,8 +806,7 @@ class TrendTracker:
         start = end - n
         i = bisect.bisect_right(self._snap_minutes, min(end, self._tick)) - 1
         if i < 0:
-            fresh = not self._snap_minutes or self._snap_minutes[0] <= self._m0 + 1
-            if end <= self._origin + 1 or (fresh and end >= self._m0):
+            if end <= self._m0 + 1 or not self._snap_minutes:
                 return TrendReport(as_of, window_ms, (), ())
             raise NotFound(
                 f"trend state before {self._snap_minutes[0] * MINUTE} ms was compacted; "
@@ -788,7 +832,8 @@ class TrendTracker:
             volume = tuple(vol.get(m, 0) for m in range(start, end))
             if not any(volume):
                 continue
-            authors = sum(1 for m in ss.state.authors.values() if start <= m < end)
+            sets = [a for m, a in ss.state.authors.items() if start <= m < end]
+            authors = len(set().union(*sets))
             stories.append(
                 Story(
                     id=ss.state.id,
