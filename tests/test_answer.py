@@ -408,3 +408,14 @@ def test_eval_run_reports_valid_citations(tmp_path: Path) -> None:
 def test_bench_answer_reports_percentiles(db: Database) -> None:
     out = bench_answer(db, [("Ottawa gunman", OTTAWA), "Sydney siege"], warmup=1)
     assert out["answers"] == 2 and out["p99_ms"] >= out["p50_ms"] > 0
+
+
+def test_sentences_do_not_split_after_titles() -> None:
+    from firesift.answer.extractive import split_sentences
+
+    text = "The soldier has been named as Cpl. Nathan Cirillo. More soon! Sgt. at Arms shot him."
+    assert split_sentences(text) == [
+        "The soldier has been named as Cpl. Nathan Cirillo.",
+        "More soon!",
+        "Sgt. at Arms shot him.",
+    ]

@@ -91,9 +91,26 @@ def clean_post_text(text: str) -> str:
     return " ".join(text.split()).strip(" -–—:|")
 
 
+_ABBREVIATION = re.compile(
+    r"(?:^|\s)(?:Cpl|Sgt|Lt|Col|Gen|Capt|Maj|Cmdr|Adm|Gov|Sen|Rep|Pres|Mr|Mrs|Ms|Dr|Prof|St|"
+    r"Jr|Sr|No|vs|Mt|Ft|U\.S|U\.K|Insp|Supt|Const|Det)\.$"
+)
+
+
+def _merge_abbreviations(parts: list[str]) -> list[str]:
+    """Undo splits after titles and common abbreviations ("Cpl. Nathan Cirillo")."""
+    out: list[str] = []
+    for part in parts:
+        if out and _ABBREVIATION.search(out[-1]):
+            out[-1] = f"{out[-1]} {part}"
+        else:
+            out.append(part)
+    return out
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of cleaned text."""
-    return [s.strip() for s in _SPLIT.split(text) if s and s.strip()]
+    return _merge_abbreviations([s.strip() for s in _SPLIT.split(text) if s and s.strip()])
 
 
 def _covers(text: str, stems: dict[str, float]) -> float:
