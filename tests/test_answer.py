@@ -419,3 +419,14 @@ def test_sentences_do_not_split_after_titles() -> None:
         "More soon!",
         "Sgt. at Arms shot him.",
     ]
+
+
+def test_closing_hashtags_kept_when_the_sentence_needs_them() -> None:
+    from firesift.answer.extractive import clean_post_text
+
+    assert clean_post_text("Soldier named as Cpl. Nathan Cirillo of #Hamilton") == (
+        "Soldier named as Cpl. Nathan Cirillo of Hamilton"
+    )
+    assert clean_post_text("Soldier shot at the memorial #ottawa #cdnpoli") == (
+        "Soldier shot at the memorial"
+    )

@@ -75,7 +75,12 @@ _LABEL = re.compile(
     r"(?:\s+news)?|news)\s*[:|\-–—]+\s*",
     re.IGNORECASE,
 )
-_TRAILING_TAGS = re.compile(r"(?:\s*#\w+)+\s*$")
+_TRAILING_TAGS = re.compile(
+    r"(?<=\S)(?<!\b(?:of|in|at|on|to))(?<!\bfor)(?<!\bfrom)(?<!\bnear)(?<!\bthe)"
+    r"(?:\s+#\w+)+\s*$",
+    re.IGNORECASE,
+)
+"""Hashtags closing a post are dropped, unless the sentence needs them ("... of #Hamilton")."""
 _HASH = re.compile(r"(?<![\w&])#(\w)")
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"“'A-Z0-9])|\s*\n+\s*|\s+[|]\s+")
 _WORD = re.compile(r"\w+")
