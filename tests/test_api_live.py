@@ -12,9 +12,10 @@ import pytest
 from starlette.applications import Starlette
 
 from firesift.api import live
-from firesift.api.live import LiveHub, _View, compile_matcher
+from firesift.api.live import LiveHub
 from firesift.api.server import serve_in_thread
 from firesift.errors import QueryError
+from firesift.matcher import PostView, compile_matcher
 from firesift.post import Author, Metrics, Post
 
 pytest_plugins = ["api_server"]
@@ -109,7 +110,7 @@ def _post(text: str, **kw: Any) -> Post:
 def test_matcher(query: str, post: Post, expected: bool) -> None:
     match = compile_matcher(query)
     assert match is not None
-    assert match(_View(post)) is expected
+    assert match(PostView(post)) is expected
 
 
 def test_matcher_empty_and_bad() -> None:

@@ -66,20 +66,14 @@ from firesift.answer.evidence import EvidencePool
 from firesift.answer.model import Filters
 from firesift.answer.understand import TermCoverage, Understanding, content_words
 from firesift.errors import FiresiftError, QueryError
+from firesift.matcher import PostView, matches
 from firesift.post import Post, to_ms
-from firesift.query import And, Field, Flag, MinCount, Node, Not, Or, Phrase, Query, Word, parse
+from firesift.query import And, Field, MinCount, Node, Not, Or, Query, Word, parse
 from firesift.rank import RankParams, rank
 from firesift.search import split_key
 from firesift.textnorm import (
     dup_fingerprint,
-    extract_hashtags,
-    extract_mentions,
-    extract_urls,
     handle_key,
-    lang_keys,
-    leading_mentions,
-    tag_key,
-    url_domains,
     url_host,
 )
 
@@ -261,63 +255,8 @@ def post_matches(post: Post, bounds: Bounds, filters: Filters = NO_FILTERS) -> b
         return False
     if not bounds.nodes:
         return True
-    view = _PostView(post)
-    return all(view.matches(n) for n in bounds.nodes)
-
-
-class _PostView:
-    """A post's searchable attributes, computed on demand, for :func:`post_matches`."""
-
-    def __init__(self, post: Post) -> None:
-        self.post = post
-        self._words: str | None = None
-
-    def words(self) -> str:
-        if self._words is None:
-            self._words = " " + " ".join(re.findall(r"\w+", self.post.text.lower())) + " "
-        return self._words
-
-    def field(self, kind: str) -> set[str]:
-        p = self.post
-        if kind == "from":
-            return {handle_key(p.author.handle)}
-        if kind == "mention":
-            return {handle_key(m) for m in p.mentions} | set(extract_mentions(p.text))
-        if kind == "hashtag":
-            return {tag_key(t) for t in p.hashtags} | set(extract_hashtags(p.text))
-        if kind == "to":
-            return set(leading_mentions(p.text)) if p.reply_to else set()
-        if kind == "lang":
-            return set(lang_keys(p.lang))
-        if kind == "url":
-            return {d for u in (*p.urls, *extract_urls(p.text)) for d in url_domains(u)}
-        return set()
-
-    def matches(self, node: Node) -> bool:
-        if isinstance(node, And):
-            return all(self.matches(c) for c in node.children)
-        if isinstance(node, Or):
-            return any(self.matches(c) for c in node.children)
-        if isinstance(node, Not):
-            return not self.matches(node.child)
-        if isinstance(node, Word | Phrase):
-            phrase = " ".join(re.findall(r"\w+", node.text.lower()))
-            return bool(phrase) and f" {phrase} " in self.words()
-        if isinstance(node, Field):
-            return node.value.lower() in self.field(node.kind)
-        if isinstance(node, MinCount):
-            return int(getattr(self.post.metrics, node.metric, 0) or 0) >= node.n
-        if isinstance(node, Flag):
-            p = self.post
-            return bool(
-                {
-                    "links": p.urls or extract_urls(p.text),
-                    "media": p.media_alt,
-                    "replies": p.reply_to,
-                    "reposts": p.repost_of,
-                }.get(node.kind)
-            )
-        return False
+    view = PostView(post)
+    return all(matches(n, view) for n in bounds.nodes)
 
 
 def trend_report(db: Database, as_of_ms: int, window_ms: int = 3_600_000) -> TrendReport | None:

@@ -15,12 +15,8 @@ Design (why ingest never waits for a reader):
   ``event: stats`` (store and ingest counters), computed once for all clients and only while
   someone is listening. Heartbeats are SSE comments, so proxies keep the connection open.
 
-Filtering (``/api/live?q=``): the query is parsed with firesift's X-style parser
-(:mod:`firesift.query`) and evaluated in memory on each post: words and ``"phrases"`` match
-case-insensitively on word tokens of the text (no stemming, unlike the index), ``#tag``,
-``@mention``, ``from:``, ``to:`` (the first replied-to handle), ``lang:``, ``url:`` (link
-domain, subdomains included), ``filter:links|media|replies|retweets``, ``min_faves:`` etc.,
-``-``, ``OR``, parentheses and ``since:``/``until:`` behave as in search.
+Filtering (``/api/live?q=``): the query is parsed with firesift's X-style parser and evaluated
+in memory on each post by :mod:`firesift.matcher`, the same evaluator the answer engine uses.
 """
 
 from __future__ import annotations
@@ -29,7 +25,6 @@ import asyncio
 import itertools
 import logging
 import queue
-import re
 import threading
 import time
 from collections import deque
@@ -39,12 +34,11 @@ from typing import Any
 
 import orjson
 
-from firesift.post import Post, to_ms
-from firesift.query import And, Field, Flag, MinCount, Node, Not, Phrase, Word, parse
+from firesift.matcher import PostView, compile_matcher
+from firesift.post import Post
 from firesift.search import post_dict
-from firesift.textnorm import handle_key, lang_keys, leading_mentions, tag_key, url_domains
 
-__all__ = ["CLIENT_QUEUE", "LiveClient", "LiveHub", "Matcher", "compile_matcher", "sse"]
+__all__ = ["CLIENT_QUEUE", "LiveClient", "LiveHub", "compile_matcher", "sse"]
 
 log = logging.getLogger("firesift.live")
 
@@ -52,115 +46,11 @@ CLIENT_QUEUE = 5000
 """Events a client may fall behind by before the oldest are dropped (one second at 5k posts/s)."""
 
 _RECENT_KEYS = 200_000
-_TOKEN = re.compile(r"\w+")
-
-Matcher = Callable[[Post], bool]
 
 
 def sse(event: str, data: Any) -> bytes:
     """One Server-Sent Event (``data`` serialised as JSON on one line)."""
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-
-
-# -- in-memory query matching -------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _View:
-    """What matching needs from a post, computed once per post however many clients there are."""
-
-    post: Post
-    _tokens: list[str] | None = None
-    _tokset: frozenset[str] | None = None
-
-    @property
-    def tokens(self) -> list[str]:
-        if self._tokens is None:
-            self._tokens = _TOKEN.findall(self.post.text.lower())
-        return self._tokens
-
-    @property
-    def tokset(self) -> frozenset[str]:
-        if self._tokset is None:
-            self._tokset = frozenset(self.tokens)
-        return self._tokset
-
-
-def _has_seq(tokens: list[str], seq: list[str]) -> bool:
-    n = len(seq)
-    if n == 0:
-        return True
-    first = seq[0]
-    return any(tokens[i] == first and tokens[i : i + n] == seq for i in range(len(tokens) - n + 1))
-
-
-def _field(node: Field, v: _View) -> bool:
-    p = v.post
-    if node.kind == "hashtag":
-        want = tag_key(node.value)
-        return any(tag_key(t) == want for t in p.hashtags) or ("#" + want) in p.text.lower()
-    if node.kind == "mention":
-        want = handle_key(node.value)
-        return any(handle_key(h) == want for h in p.mentions)
-    if node.kind == "from":
-        return handle_key(p.author.handle) == handle_key(node.value)
-    if node.kind == "to":
-        lead = leading_mentions(p.text) if p.reply_to else []
-        return bool(lead) and handle_key(lead[0]) == handle_key(node.value)
-    if node.kind == "lang":
-        return node.value.lower() in lang_keys(p.lang)
-    want = node.value.lower()
-    return any(want in url_domains(u) for u in p.urls)
-
-
-def _flag(node: Flag, p: Post) -> bool:
-    if node.kind == "links":
-        return bool(p.urls)
-    if node.kind == "media":
-        return bool(p.media_alt)
-    if node.kind == "replies":
-        return p.reply_to is not None
-    return p.repost_of is not None
-
-
-def _eval(node: Node, v: _View) -> bool:
-    if isinstance(node, Word):
-        words = _TOKEN.findall(node.text.lower())
-        if len(words) == 1:
-            return words[0] in v.tokset
-        return _has_seq(v.tokens, words)
-    if isinstance(node, Phrase):
-        return _has_seq(v.tokens, _TOKEN.findall(node.text.lower()))
-    if isinstance(node, Field):
-        return _field(node, v)
-    if isinstance(node, Flag):
-        return _flag(node, v.post)
-    if isinstance(node, MinCount):
-        m = v.post.metrics
-        return int(getattr(m, node.metric) or 0) >= node.n
-    if isinstance(node, Not):
-        return not _eval(node.child, v)
-    if isinstance(node, And):
-        return all(_eval(c, v) for c in node.children)
-    return any(_eval(c, v) for c in node.children)
-
-
-def compile_matcher(q: str) -> Callable[[_View], bool] | None:
-    """A predicate for ``q`` (None: everything matches). Raises
-    :class:`~firesift.errors.QueryError` for a malformed query."""
-    if not q.strip():
-        return None
-    query = parse(q)
-    expr, since, until = query.expr, query.since_ms, query.until_ms
-
-    def match(v: _View) -> bool:
-        if since is not None or until is not None:
-            ms = to_ms(v.post.created_at)
-            if (since is not None and ms < since) or (until is not None and ms >= until):
-                return False
-        return expr is None or _eval(expr, v)
-
-    return match
 
 
 # -- clients and the hub ------------------------------------------------------------------
@@ -170,7 +60,7 @@ def compile_matcher(q: str) -> Callable[[_View], bool] | None:
 class LiveClient:
     """One SSE subscriber: its filter, its bounded queue and its wake-up event."""
 
-    match: Callable[[_View], bool] | None
+    match: Callable[[PostView], bool] | None
     loop: asyncio.AbstractEventLoop
     events: deque[bytes] = field(default_factory=lambda: deque(maxlen=CLIENT_QUEUE))
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -325,7 +215,7 @@ class LiveHub:
             clients = list(self._clients)
         if not clients or not fresh:
             return
-        views = [_View(p) for p in fresh]
+        views = [PostView(p) for p in fresh]
         payloads: list[bytes | None] = [None] * len(views)
         for client in clients:
             out: list[bytes] = []
