@@ -126,7 +126,7 @@ def bench_ingest(work: Path, posts: int | None, log: Log) -> Result:
         "bare_engine_posts_per_s": round(n / bare),
         "pipeline_share_of_ceiling": round(bare / elapsed, 3),
         "disk_bytes_per_post": round(disk / n),
-        "store_bytes_per_post": round(_dir_bytes(db_dir) - _dir_bytes(db_dir / "index")) // n,
+        "store_bytes_per_post": (disk - _dir_bytes(db_dir / "index")) // n,
         "peak_rss_mib": round(_peak_rss_mib()),
     }
 
@@ -271,7 +271,8 @@ def bench_answer(work: Path, posts: int | None, log: Log) -> Result:
     n = posts or 1_000_000
     db_dir = work / "db"
     log("answer: ingesting the demo corpus")
-    _ingest_corpus(db_dir, _demo_lines(), check=False)
+    demo = _demo_lines()
+    _ingest_corpus(db_dir, demo, check=False)
     stream = SyntheticStream()
     chunk = 200_000
     for start in range(0, n, chunk):
@@ -293,7 +294,7 @@ def bench_answer(work: Path, posts: int | None, log: Log) -> Result:
         question, as_of = real[0]
         llm = overhead_ms(lambda: engine.prepare([Message("user", question)], as_of=as_of), runs=30)
     return {
-        "posts": n + len(_demo_lines()),
+        "posts": n + len(demo),
         "all_p50_ms": all_t["p50_ms"],
         "all_p99_ms": all_t["p99_ms"],
         "real_questions_p50_ms": real_t["p50_ms"],

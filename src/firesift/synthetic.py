@@ -62,9 +62,6 @@ class SyntheticStream:
                 out.append(word)
         return out
 
-    def word(self) -> str:
-        return self.words[self.rng.choices(range(len(self.words)), cum_weights=self._cum)[0]]
-
     def query_terms(self, k: int) -> list[str]:
         """``k`` words as a user might search: frequent enough to match, not stopword-frequent."""
         return [self.words[self.rng.randint(20, 3_000)] for _ in range(k)]
