@@ -307,19 +307,31 @@ def bench_answer(work: Path, posts: int | None, log: Log) -> Result:
     }
 
 
-def bench_trends(work: Path, posts: int | None, log: Log) -> Result:
-    """What trend maintenance adds to ingest (the same posts with and without the tracker, in
-    the same run) and how fast a report answers after ``posts`` posts."""
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _ingest_with_trends(work: Path, lines: list[bytes], mode: str) -> dict[str, float]:
+    """Ingest ``lines`` with trend state kept ``mode`` ("inline" or "worker"); seconds until
+    the posts are stored and indexed, until trends include them too, the tracker's CPU seconds
+    (worker only) and report latencies (ms) afterwards."""
     from firesift.database import Database
     from firesift.formats.reader import Problem, read
     from firesift.pipeline import IngestSummary
+    from firesift.trends_worker import TrendWorker
 
-    n = posts or 200_000
-    lines = list(SyntheticStream(rate_per_s=300.0).lines(n))
-    plain = _ingest_corpus(work / "plain", lines)
     summary = IngestSummary()
-    with Database(work / "trends") as db:
+    with Database(work, trends="worker" if mode == "worker" else "inline") as db:
         trends = db.trends
+        worker = trends if isinstance(trends, TrendWorker) else None
+        if worker is not None:
+            worker.sync(0)
+        cpu0 = None if worker is None else _cpu_seconds(worker.pid)
         pipeline = db.pipeline(batch_size=5000, refresh_ms=1000)
         t0 = time.perf_counter()
         for item in read(io.BytesIO(b"".join(lines)), name="synthetic"):
@@ -327,19 +339,51 @@ def bench_trends(work: Path, posts: int | None, log: Log) -> Result:
                 raise RuntimeError(str(item))
             pipeline.feed(item.events, summary)
         pipeline.flush(summary)
-        with_trends = time.perf_counter() - t0
+        stored = time.perf_counter() - t0
+        if worker is not None:
+            worker.sync(db.store.last_seq())
+        current = time.perf_counter() - t0
+        cpu1 = None if worker is None else _cpu_seconds(worker.pid)
         times = []
         for _ in range(50):
             t1 = time.perf_counter()
             trends.report(limit=20)
             times.append((time.perf_counter() - t1) * 1000)
+    out = {"stored_s": stored, "current_s": current, "report_p50_ms": _pct(times, 0.5)}
+    out["report_p99_ms"] = _pct(times, 0.99)
+    if cpu0 is not None and cpu1 is not None:
+        out["tracker_cpu_s"] = cpu1 - cpu0
+    return out
+
+
+def bench_trends(work: Path, posts: int | None, log: Log) -> Result:
+    """What trend maintenance adds to ingest, for both places trend state can live (the same
+    posts, plain and with trends, in the same run): ``worker`` (a child process following the
+    store's change log; what the server and the demo use) and ``inline`` (a pipeline sink in
+    the ingesting process). The cost counts until trends include every post, not only until
+    the posts are stored; ``tracker_us_per_post`` is the worker's own CPU time, which runs on
+    another core. Reports are timed after ingest (through the worker: a pipe round trip)."""
+    n = posts or 200_000
+    lines = list(SyntheticStream(rate_per_s=300.0).lines(n))
+    log(f"trends: ingesting {n:,} posts without trends")
+    plain = _ingest_corpus(work / "plain", lines)
+    log("trends: with the trends worker")
+    worker = _ingest_with_trends(work / "worker", lines, "worker")
+    log("trends: with trends inline")
+    inline = _ingest_with_trends(work / "inline", lines, "inline")
+    cpu = worker.get("tracker_cpu_s")
     return {
         "posts": n,
         "ingest_posts_per_s_without_trends": round(n / plain),
-        "ingest_posts_per_s_with_trends": round(n / with_trends),
-        "trends_added_cost": round(with_trends / plain - 1, 3),
-        "report_p50_ms": round(_pct(times, 0.5), 2),
-        "report_p99_ms": round(_pct(times, 0.99), 2),
+        "worker_ingest_posts_per_s": round(n / worker["stored_s"]),
+        "worker_trends_current_posts_per_s": round(n / worker["current_s"]),
+        "worker_added_cost": round(worker["current_s"] / plain - 1, 3),
+        "worker_tracker_us_per_post": None if cpu is None else round(cpu / n * 1e6, 1),
+        "worker_report_p50_ms": round(worker["report_p50_ms"], 2),
+        "worker_report_p99_ms": round(worker["report_p99_ms"], 2),
+        "inline_posts_per_s": round(n / inline["current_s"]),
+        "inline_added_cost": round(inline["current_s"] / plain - 1, 3),
+        "inline_report_p99_ms": round(inline["report_p99_ms"], 2),
         "peak_rss_mib": round(_peak_rss_mib()),
     }
 

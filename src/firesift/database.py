@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from firesift.errors import NotFound
 from firesift.index import TantivyIndex
@@ -20,7 +21,15 @@ from firesift.post import to_ms
 from firesift.store import Change, Store, StoreStats
 from firesift.trends import TrendConfig, TrendReport, TrendTracker
 
-__all__ = ["Database", "DatabaseStats", "LiveTrends"]
+if TYPE_CHECKING:
+    from firesift.trends_worker import TrendWorker
+
+__all__ = ["Database", "DatabaseStats", "LiveTrends", "TrendsMode"]
+
+TrendsMode = Literal["inline", "worker"]
+"""Where a database keeps its trend state: ``inline`` (a pipeline sink in this process) or
+``worker`` (a child process following the store's change log, see :mod:`firesift.trends_worker`:
+ingest pays nothing per post and readers don't share the interpreter lock with the tracker)."""
 
 Progress = Callable[[int, int], None]
 
@@ -93,9 +102,15 @@ class LiveTrends:
 
 
 class Database:
-    """The store, the index and the trend state of one data directory."""
+    """The store, the index and the trend state of one data directory (``trends`` says where
+    that state lives: :data:`TrendsMode`)."""
 
-    def __init__(self, path: Path, *, progress: Progress | None = None) -> None:
+    def __init__(
+        self, path: Path, *, progress: Progress | None = None, trends: TrendsMode = "inline"
+    ) -> None:
+        if trends not in ("inline", "worker"):
+            raise ValueError(f"trends must be 'inline' or 'worker', got {trends!r}")
+        self.trends_mode: TrendsMode = trends
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.path)
@@ -104,17 +119,22 @@ class Database:
             self.index.applied_seq == 0 and self.store.last_seq() > 0
         )
         self.refreshed_at: float | None = None
-        self._trends: LiveTrends | None = None
+        self._trends: LiveTrends | TrendWorker | None = None
         self._sinks: list[Sink] = []
         self.caught_up = self.pipeline().catch_up(progress)
         self.refreshed_at = time.time()
 
     @property
-    def trends(self) -> LiveTrends:
+    def trends(self) -> LiveTrends | TrendWorker:
         """Trend state, rebuilt from the store the first time it is asked for."""
         if self._trends is None:
-            self._trends = LiveTrends(self.store)
-            self._sinks.append(self._trends)
+            if self.trends_mode == "worker":
+                from firesift.trends_worker import TrendWorker
+
+                self._trends = TrendWorker(self.path)
+            else:
+                self._trends = LiveTrends(self.store)
+                self._sinks.append(self._trends)
         return self._trends
 
     def pipeline(self, *, batch_size: int = 2000, refresh_ms: int = 100) -> Pipeline:
@@ -134,6 +154,8 @@ class Database:
         )
 
     def close(self) -> None:
+        if self._trends is not None and not isinstance(self._trends, LiveTrends):
+            self._trends.close()
         self.index.close()
         self.store.close()
 

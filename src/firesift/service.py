@@ -10,9 +10,12 @@ Decisions:
   acknowledgement. Index commits are amortised across submissions by the pipeline's
   ``refresh_ms`` budget: the writer wakes at least every :data:`TICK_S` to commit, so a stored
   post is searchable within about ``refresh_ms`` + one tick.
-- **Derived views as sinks.** The database's trend state (``db.trends``, thread-safe) and the
-  live hub are pipeline sinks: they see each batch's changes right after the store commits
-  them. The hub only enqueues there; fan-out to readers happens on its own thread.
+- **Derived views.** The live hub is a pipeline sink: it sees each batch's changes right after
+  the store commits them, and only enqueues there; fan-out to readers happens on its own
+  thread. The trend state (``db.trends``, thread-safe) is either a sink too, or, as
+  :func:`~firesift.api.server.open_service` sets it up, a worker process that follows the
+  store's change log (:mod:`firesift.trends_worker`), so counting terms neither slows the
+  writer nor holds the interpreter lock that answers need.
 - **Answers off the event loop.** The :class:`~firesift.answer.engine.AnswerEngine` reads the
   store and index from any thread (the store keeps one read connection per thread), so the API
   runs engine calls in a thread pool and never blocks the event loop.

@@ -32,7 +32,8 @@ __all__ = ["bind", "main", "open_service", "serve", "serve_in_thread"]
 
 def open_service(settings: Settings, **kwargs: Any) -> Service:
     """A :class:`Service` over the database in ``settings.db`` (which it will close), with the
-    ``llm`` composer when an LLM endpoint is configured."""
+    ``llm`` composer when an LLM endpoint is configured. Its trend state lives in a worker
+    process (:mod:`firesift.trends_worker`), off the interpreter that serves requests."""
     from firesift.database import Database
 
     composers: dict[str, Any] = {}
@@ -41,7 +42,7 @@ def open_service(settings: Settings, **kwargs: Any) -> Service:
         from firesift.answer.llm_composer import LLMComposer
 
         composers["llm"] = LLMComposer(llm.from_settings(settings))
-    db = Database(settings.db)
+    db = Database(settings.db, trends="worker")
     try:
         return Service(
             db,

@@ -167,8 +167,7 @@ class TrendTracker:
         self._pmask = c.pending_slots - 1
         self._pend = c.pending_ms // MINUTE
         self._ph, self._pm, self._pa = self._slots(c.pending_slots)
-        self._cur_c: dict[str, int] = {}
-        self._cur_a: dict[str, Authors] = {}
+        self._cur: dict[str, list[int]] = {}
         self._cur_m = -1
         self._cap = c.max_authors_per_minute
         self._late_terms: dict[int, set[str]] = {}
@@ -246,43 +245,35 @@ class TrendTracker:
         posts[m] = posts.get(m, 0) + 1
         ah = hash((post.source, post.author.id)) & _MASK
         if m == self._cur_m:
-            cur_c = self._cur_c
-            cur_a = self._cur_a
-            get = cur_c.get
-            cap = self._cap
+            cur = self._cur
+            get = cur.get
             table = self._terms
             ph = self._ph
             pm = self._pm
+            pa = self._pa
+            pmask = self._pmask
             pcut = m - self._pend
             for t in terms:
-                n = get(t)
-                if n is None:
-                    if t not in table:
-                        # Not tracked: a first occurrence only fills its pending slot.
-                        h = hash(t) or 1
-                        i = h & self._pmask
-                        if ph[i] != h or pm[i] < pcut:
-                            ph[i] = h
-                            pm[i] = m
-                            self._pa[i] = ah
-                            continue
-                        ph[i] = 0
-                        a1 = self._pa[i]
-                        if pm[i] == m:
-                            cur_c[t] = 2
-                            cur_a[t] = ah if a1 == ah else {a1, ah}
-                            continue
-                        self._promote(t, pm[i], a1, m)
-                    cur_c[t] = 1
-                    cur_a[t] = ah
+                hits = get(t)
+                if hits is not None:
+                    hits.append(ah)
                     continue
-                cur_c[t] = n + 1
-                a = cur_a[t]
-                if type(a) is int:
-                    if a != ah:
-                        cur_a[t] = {a, ah}
-                elif len(a) < cap:  # type: ignore[arg-type]
-                    a.add(ah)  # type: ignore[union-attr]
+                if t not in table:
+                    # Not tracked: a first occurrence only fills its pending slot.
+                    h = hash(t) or 1
+                    i = h & pmask
+                    if ph[i] != h or pm[i] < pcut:
+                        ph[i] = h
+                        pm[i] = m
+                        pa[i] = ah
+                        continue
+                    ph[i] = 0
+                    a1 = pa[i]
+                    if pm[i] == m:
+                        cur[t] = [a1, ah]
+                        continue
+                    self._promote(t, pm[i], a1, m)
+                cur[t] = [ah]
         else:
             self._observe_late(m, terms, ah)
         key = post.key
@@ -331,18 +322,11 @@ class TrendTracker:
         into the current minute's counts) and now at minute ``m``."""
         st = self._terms[t] = _Term(min(m1, m))
         if m1 == self._cur_m:
-            n = self._cur_c.get(t)
-            if n is None:
-                self._cur_c[t] = 1
-                self._cur_a[t] = a1
+            hits = self._cur.get(t)
+            if hits is None:
+                self._cur[t] = [a1]
             else:
-                self._cur_c[t] = n + 1
-                a = self._cur_a[t]
-                if isinstance(a, int):
-                    if a != a1:
-                        self._cur_a[t] = {a, a1}
-                elif len(a) < self._cap:
-                    a.add(a1)
+                hits.append(a1)
             return st
         st.c[m1] = 1
         st.a[m1] = a1
@@ -355,6 +339,18 @@ class TrendTracker:
                     late = self._late_terms[m1] = set()
                 late.add(t)
         return st
+
+    def _distinct_authors(self, hits: list[int]) -> Authors:
+        """The authors of a term's posts in the current minute, as kept per term-minute: one
+        hash, or the set of the first ``max_authors_per_minute`` distinct ones."""
+        if len(hits) == 1:
+            return hits[0]
+        distinct = set(hits)
+        if len(distinct) == 1:
+            return hits[0]
+        if len(distinct) > self._cap:
+            return set(list(dict.fromkeys(hits))[: self._cap])
+        return distinct
 
     def _observe_late(self, m: int, terms: tuple[str, ...], ah: int) -> None:
         late = self._late_terms.get(m)
@@ -449,7 +445,7 @@ class TrendTracker:
         return not (
             self._xwin
             or self._stories
-            or self._cur_c
+            or self._cur
             or self._posts
             or self._late_terms
             or self._recs
@@ -489,10 +485,10 @@ class TrendTracker:
         newest = tick - 1
         added: dict[str, int] = {}
         if self._cur_m == newest:
-            cur_a = self._cur_a
             min_volume = c.min_volume
-            for t, n in self._cur_c.items():
-                authors = cur_a[t]
+            for t, hits in self._cur.items():
+                n = len(hits)
+                authors = self._distinct_authors(hits)
                 st = table.get(t)
                 if st is None:
                     st = table[t] = _Term(newest)
@@ -504,8 +500,7 @@ class TrendTracker:
                 xwin[t] = x
                 if x >= min_volume:
                     cand.add(t)
-            self._cur_c = {}
-            self._cur_a = {}
+            self._cur = {}
         self._cur_m = tick
         self._added[newest] = added
         old = tick - w - 1
@@ -820,9 +815,10 @@ class TrendTracker:
                 continue
             counts = dict(st.c)
             extra = None
-            if start <= self._cur_m < end and term in self._cur_c:
-                counts[self._cur_m] = self._cur_c[term]
-                extra = self._cur_a[term]
+            hits = self._cur.get(term) if start <= self._cur_m < end else None
+            if hits is not None:
+                counts[self._cur_m] = len(hits)
+                extra = self._distinct_authors(hits)
             series = tuple(counts.get(m, 0) for m in range(start, end))
             authors = self._authors(st, start, end, extra=extra)
             trends.append(Trend(term, term_kind(term), score, sum(series), authors, series))
