@@ -12,7 +12,7 @@ from rich.console import Console
 
 from firesift.errors import ConfigError, NotFound
 from firesift.evaluation import trends_eval
-from firesift.post import Author, Post, to_ms
+from firesift.post import Post, to_ms
 from firesift.trends import (
     TrendConfig,
     TrendReport,
@@ -23,77 +23,12 @@ from firesift.trends import (
     sparkline,
     term_kind,
 )
-
-T0 = datetime(2024, 3, 1, tzinfo=UTC)
-CHATTER = [
-    "apple",
-    "banana",
-    "cherry",
-    "river",
-    "mountain",
-    "coffee",
-    "music",
-    "movie",
-    "game",
-    "phone",
-    "laptop",
-    "garden",
-    "city",
-    "train",
-    "weather",
-    "football",
-    "school",
-    "dinner",
-    "party",
-    "weekend",
-]
-
-
-def _post(i: int, sec: float, text: str, author: str, **kw: object) -> Post:
-    return Post(
-        source="x",
-        id=str(i),
-        text=text,
-        created_at=T0 + timedelta(seconds=sec),
-        author=Author(id=author, handle=author),
-        **kw,  # type: ignore[arg-type]
-    )
-
-
-def _chatter(hours: float, every_s: float = 6.0, seed: int = 1) -> list[Post]:
-    rnd = random.Random(seed)
-    return [
-        _post(
-            i,
-            sec,
-            " ".join(rnd.sample(CHATTER, 5)) + f" {rnd.choice(CHATTER)}{rnd.randrange(100)}",
-            f"a{rnd.randrange(500)}",
-        )
-        for i, sec in enumerate(range(0, int(hours * 3600), int(every_s)))
-    ]
-
-
-def _spike(start_s: float, n: int, every_s: float, first_id: int = 10**6) -> list[Post]:
-    rnd = random.Random(7)
-    return [
-        _post(
-            first_id + k,
-            start_s + k * every_s,
-            f"Huge explosion reported near the harbour #HarbourBlast witnesses say "
-            f"{rnd.choice(CHATTER)} {k}",
-            f"s{k}",
-        )
-        for k in range(n)
-    ]
-
-
-def _at(seconds: float) -> int:
-    return to_ms(T0 + timedelta(seconds=seconds))
-
-
-def _ordered(posts: list[Post]) -> list[Post]:
-    return sorted(posts, key=lambda p: (p.created_at, p.id))
-
+from trend_streams import CHATTER, T0
+from trend_streams import at as _at
+from trend_streams import chatter as _chatter
+from trend_streams import ordered as _ordered
+from trend_streams import post_at as _post
+from trend_streams import spike as _spike
 
 # -- terms ----------------------------------------------------------------------------------
 

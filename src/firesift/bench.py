@@ -323,12 +323,12 @@ def _ingest_with_trends(work: Path, lines: list[bytes], mode: str) -> dict[str, 
     from firesift.database import Database
     from firesift.formats.reader import Problem, read
     from firesift.pipeline import IngestSummary
-    from firesift.trends_worker import TrendWorker
+    from firesift.worker import ReadWorker
 
     summary = IngestSummary()
-    with Database(work, trends="worker" if mode == "worker" else "inline") as db:
+    with Database(work, worker=mode == "worker") as db:
         trends = db.trends
-        worker = trends if isinstance(trends, TrendWorker) else None
+        worker = trends if isinstance(trends, ReadWorker) else None
         if worker is not None:
             worker.sync(0)
         cpu0 = None if worker is None else _cpu_seconds(worker.pid)

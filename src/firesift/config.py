@@ -53,6 +53,9 @@ class Settings:
     refresh_ms: int = _setting(
         100, "Longest time (ms) between a post being stored and being searchable."
     )
+    answer_workers: int = _setting(
+        2, "Processes computing the server's chat answers (0: inside the server process)."
+    )
     host: str = _setting("127.0.0.1", "Address the API server listens on.")
     port: int = _setting(8000, "Port the API server listens on.")
     llm_base_url: str = _setting("", "OpenAI-compatible endpoint for the llm composer.")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from firesift.errors import NotFound
 from firesift.index import TantivyIndex
@@ -22,14 +22,9 @@ from firesift.store import Change, Store, StoreStats
 from firesift.trends import TrendConfig, TrendReport, TrendTracker
 
 if TYPE_CHECKING:
-    from firesift.trends_worker import TrendWorker
+    from firesift.worker import ReadWorker
 
-__all__ = ["Database", "DatabaseStats", "LiveTrends", "TrendsMode"]
-
-TrendsMode = Literal["inline", "worker"]
-"""Where a database keeps its trend state: ``inline`` (a pipeline sink in this process) or
-``worker`` (a child process following the store's change log, see :mod:`firesift.trends_worker`:
-ingest pays nothing per post and readers don't share the interpreter lock with the tracker)."""
+__all__ = ["Database", "DatabaseStats", "LiveTrends"]
 
 Progress = Callable[[int, int], None]
 
@@ -102,15 +97,18 @@ class LiveTrends:
 
 
 class Database:
-    """The store, the index and the trend state of one data directory (``trends`` says where
-    that state lives: :data:`TrendsMode`)."""
+    """The store, the index and the trend state of one data directory.
+
+    With ``worker=True`` the trend state lives in a :class:`~firesift.worker.ReadWorker` (a
+    child process following the store's change log): ingest
+    then pays nothing per post for trends, and readers don't share this interpreter's lock with
+    the tracker. Otherwise it is a pipeline sink in this process (:class:`LiveTrends`).
+    """
 
     def __init__(
-        self, path: Path, *, progress: Progress | None = None, trends: TrendsMode = "inline"
+        self, path: Path, *, progress: Progress | None = None, worker: bool = False
     ) -> None:
-        if trends not in ("inline", "worker"):
-            raise ValueError(f"trends must be 'inline' or 'worker', got {trends!r}")
-        self.trends_mode: TrendsMode = trends
+        self.use_worker = worker
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.path)
@@ -119,22 +117,31 @@ class Database:
             self.index.applied_seq == 0 and self.store.last_seq() > 0
         )
         self.refreshed_at: float | None = None
-        self._trends: LiveTrends | TrendWorker | None = None
+        self._trends: LiveTrends | None = None
+        self._worker: ReadWorker | None = None
         self._sinks: list[Sink] = []
         self.caught_up = self.pipeline().catch_up(progress)
         self.refreshed_at = time.time()
 
     @property
-    def trends(self) -> LiveTrends | TrendWorker:
-        """Trend state, rebuilt from the store the first time it is asked for."""
-        if self._trends is None:
-            if self.trends_mode == "worker":
-                from firesift.trends_worker import TrendWorker
+    def worker(self) -> ReadWorker | None:
+        """The trends worker (started the first time it is asked for), if this database uses
+        one."""
+        if self.use_worker and self._worker is None:
+            from firesift.worker import ReadWorker
 
-                self._trends = TrendWorker(self.path)
-            else:
-                self._trends = LiveTrends(self.store)
-                self._sinks.append(self._trends)
+            self._worker = ReadWorker(self.path, role="trends")
+        return self._worker
+
+    @property
+    def trends(self) -> LiveTrends | ReadWorker:
+        """Trend state, rebuilt from the store the first time it is asked for."""
+        worker = self.worker
+        if worker is not None:
+            return worker
+        if self._trends is None:
+            self._trends = LiveTrends(self.store)
+            self._sinks.append(self._trends)
         return self._trends
 
     def pipeline(self, *, batch_size: int = 2000, refresh_ms: int = 100) -> Pipeline:
@@ -154,8 +161,8 @@ class Database:
         )
 
     def close(self) -> None:
-        if self._trends is not None and not isinstance(self._trends, LiveTrends):
-            self._trends.close()
+        if self._worker is not None:
+            self._worker.close()
         self.index.close()
         self.store.close()
 

@@ -34,7 +34,21 @@ __all__ = [
 
 
 class FiresiftError(Exception):
-    """Base class for errors firesift raises on purpose; ``str()`` is a user-facing message."""
+    """Base class for errors firesift raises on purpose; ``str()`` is a user-facing message.
+    They pickle with their attributes (``position``, ``where``...), so an error raised in a
+    worker process is re-raised intact in the caller."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(
+    cls: type[FiresiftError], args: tuple[object, ...], state: dict[str, object]
+) -> FiresiftError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(FiresiftError):

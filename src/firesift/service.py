@@ -14,11 +14,14 @@ Decisions:
   the store commits them, and only enqueues there; fan-out to readers happens on its own
   thread. The trend state (``db.trends``, thread-safe) is either a sink too, or, as
   :func:`~firesift.api.server.open_service` sets it up, a worker process that follows the
-  store's change log (:mod:`firesift.trends_worker`), so counting terms neither slows the
+  store's change log (:mod:`firesift.worker`), so counting terms neither slows the
   writer nor holds the interpreter lock that answers need.
 - **Answers off the event loop.** The :class:`~firesift.answer.engine.AnswerEngine` reads the
   store and index from any thread (the store keeps one read connection per thread), so the API
-  runs engine calls in a thread pool and never blocks the event loop.
+  runs engine calls in a thread pool and never blocks the event loop. With a read worker
+  (:func:`~firesift.api.server.open_service`), chat answers are computed there instead
+  (:meth:`Service.stream_answer`): the threads then only wait on a pipe, and the writer keeps
+  this interpreter to itself.
 - **Clock.** ``clock`` says what "now" is for defaults that need it (``search`` without
   ``as_of``, Perplexity's recency filter); a replay passes its simulated clock.
 """
@@ -32,13 +35,13 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from firesift.api.live import LiveHub
-from firesift.errors import FiresiftError
+from firesift.errors import ConfigError, FiresiftError
 from firesift.pipeline import IngestSummary, Pipeline
 from firesift.post import Event
 from firesift.store import Change
@@ -46,7 +49,9 @@ from firesift.trends import TrendReport
 
 if TYPE_CHECKING:
     from firesift.answer.engine import AnswerEngine
+    from firesift.answer.model import AnswerEvent, Filters, Message
     from firesift.database import Database
+    from firesift.worker import ReadWorker
 
 __all__ = ["TICK_S", "IngestCounters", "Service"]
 
@@ -107,7 +112,8 @@ class Service:
     """A database served: ingestion through one writer thread, answers, trends and live feed.
 
     Use as a context manager or call :meth:`start` / :meth:`stop`. ``engine`` defaults to an
-    :class:`~firesift.answer.engine.AnswerEngine` over ``db`` with ``composers``.
+    :class:`~firesift.answer.engine.AnswerEngine` over ``db`` with ``composers``. When ``db``
+    keeps its trends in a worker, ``answer_workers`` processes compute chat answers.
     """
 
     def __init__(
@@ -122,6 +128,7 @@ class Service:
         trends_every_s: float = 5.0,
         stats_every_s: float = 2.0,
         owns_db: bool = False,
+        answer_workers: int = 0,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -136,6 +143,17 @@ class Service:
         )
         self.trends = db.trends
         self.pipeline = self._build_pipeline(batch_size, refresh_ms)
+        # Answers go to worker processes when the database keeps trends in one and this
+        # service adds nothing their engines lack (an injected engine, a clock of its own).
+        if answer_workers < 0:
+            raise ConfigError(f"answer_workers must be >= 0, got {answer_workers}")
+        self._answerers: list[ReadWorker] = []
+        if db.worker is not None and engine is None and clock is _utcnow:
+            from firesift.worker import ReadWorker
+
+            self._answerers = [
+                ReadWorker(db.path, role="answers", trends=db.worker) for _ in range(answer_workers)
+            ]
         if engine is None:
             from firesift.answer.engine import AnswerEngine
 
@@ -171,6 +189,8 @@ class Service:
             self._writer.join()
             self._writer = None
         self.live.stop()
+        for worker in self._answerers:
+            worker.close()
         if self.owns_db:
             self.db.close()
 
@@ -315,6 +335,21 @@ class Service:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def stream_answer(
+        self,
+        messages: Sequence[Message],
+        *,
+        filters: Filters,
+        as_of: datetime | None,
+        composer: str,
+    ) -> Iterator[AnswerEvent]:
+        """``engine.stream``, computed by the least busy answers worker when there are some (for
+        the registered composers; one configured here, such as ``llm``, runs in this process)."""
+        if self._answerers and composer not in self._configured:
+            worker = min(self._answerers, key=lambda w: w.in_flight)
+            return worker.stream(messages, filters=filters, as_of=as_of, composer=composer)
+        return self.engine.stream(messages, filters=filters, as_of=as_of, composer=composer)
 
     def trend_report(
         self, *, as_of_ms: int | None = None, window_ms: int = 3_600_000, limit: int = 20

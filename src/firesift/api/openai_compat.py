@@ -321,7 +321,7 @@ class _Call:
         if self.off:
             yield from self._ungrounded()
             return
-        for ev in self.service.engine.stream(
+        for ev in self.service.stream_answer(
             self.messages, filters=self.filters, as_of=self.as_of, composer=self.composer
         ):
             if isinstance(ev, AnswerDone) and self.warnings:

@@ -32,8 +32,9 @@ __all__ = ["bind", "main", "open_service", "serve", "serve_in_thread"]
 
 def open_service(settings: Settings, **kwargs: Any) -> Service:
     """A :class:`Service` over the database in ``settings.db`` (which it will close), with the
-    ``llm`` composer when an LLM endpoint is configured. Its trend state lives in a worker
-    process (:mod:`firesift.trends_worker`), off the interpreter that serves requests."""
+    ``llm`` composer when an LLM endpoint is configured. Its trend state and its answers are
+    computed in worker processes (:mod:`firesift.worker`), off the interpreter that serves
+    requests and ingests."""
     from firesift.database import Database
 
     composers: dict[str, Any] = {}
@@ -42,7 +43,7 @@ def open_service(settings: Settings, **kwargs: Any) -> Service:
         from firesift.answer.llm_composer import LLMComposer
 
         composers["llm"] = LLMComposer(llm.from_settings(settings))
-    db = Database(settings.db, trends="worker")
+    db = Database(settings.db, worker=True)
     try:
         return Service(
             db,
@@ -50,6 +51,7 @@ def open_service(settings: Settings, **kwargs: Any) -> Service:
             refresh_ms=settings.refresh_ms,
             composers=composers or None,
             owns_db=True,
+            answer_workers=settings.answer_workers,
             **kwargs,
         )
     except BaseException:
