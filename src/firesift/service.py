@@ -179,6 +179,9 @@ class Service:
             self._writer = threading.Thread(target=self._run, name="firesift-writer", daemon=True)
             self._writer.start()
             self.live.start()
+            for worker in self._answerers:
+                if not worker.wait_ready():
+                    log.warning("answers worker %s is not ready; requests will retry", worker.pid)
         return self
 
     def stop(self) -> None:

@@ -44,6 +44,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -130,6 +131,7 @@ class ReadWorker:
         conn.send((self.role, str(self.path), self.config, self.poll_s))
         self._proc, self._conn = proc, conn
         self._broken = False
+        self._ready = threading.Event()
         threading.Thread(
             target=self._dispatch, args=(proc, conn), name="firesift-worker-replies", daemon=True
         ).start()
@@ -142,6 +144,9 @@ class ReadWorker:
                 rid, kind, value = conn.recv()
                 if kind == "trends":
                     self._answer_trends(conn, value)
+                    continue
+                if kind == "ready":
+                    self._ready.set()
                     continue
                 waiting = self._waiting.get(rid)
                 if waiting is not None:
@@ -169,6 +174,16 @@ class ReadWorker:
                 reply = ("err", e)
         with self._send_lock, contextlib.suppress(OSError):
             conn.send((0, "trends", reply))
+
+    def wait_ready(self, timeout: float = _TIMEOUT_S) -> bool:
+        """Wait until the worker has loaded its state (an answers worker has also answered one
+        warm-up question, so the first real one does not pay for loading models); False on
+        timeout or if it exited."""
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(0.1):
+            if not self._alive() or time.monotonic() > deadline:
+                return False
+        return True
 
     @property
     def pid(self) -> int:
@@ -360,6 +375,7 @@ class _TrendServe:
         self.trends = LiveTrends(self.store, config)
         self.syncs: list[tuple[int, int]] = []
         _tune_gc()
+        conn.send((0, "ready", None))
 
     def run(self) -> None:
         conn = self.conn
@@ -413,8 +429,19 @@ class _AnswerServe:
         # The engine only reads ``store``, ``index`` and ``trends``: the view has exactly those.
         view = cast("Database", _ReadView(self.store, self.index, trends))
         self.engine = AnswerEngine(view)
+        self._warm_up()
         gc.collect()
         gc.freeze()
+        conn.send((0, "ready", None))
+
+    def _warm_up(self) -> None:
+        """Answer one question, discarded, so models, tables and caches are loaded before the
+        first real question (which would otherwise wait a second or two for them)."""
+        from firesift.answer.model import Message
+
+        with contextlib.suppress(Exception):
+            # Not a "what is happening" question: that one would wait for the trends worker.
+            self.engine.answer([Message("user", "What did witnesses say about the fire?")])
 
     def run(self) -> None:
         while True:
