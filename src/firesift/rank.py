@@ -26,8 +26,10 @@ of a repost, the first of a copypasta: the post to cite), scored with its best m
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Literal, Protocol
 
 from firesift.textnorm import token_set
@@ -149,9 +151,10 @@ def rank(
     by_orig: dict[str, int] = {}
     by_dup: dict[int, int] = {}
     for i, h in enumerate(hits):
-        groups.union(i, by_orig.setdefault(h.orig, i))
-        if h.dup:
-            groups.union(i, by_dup.setdefault(h.dup, i))
+        if (j := by_orig.setdefault(h.orig, i)) != i:
+            groups.union(i, j)
+        if h.dup and (j := by_dup.setdefault(h.dup, i)) != i:
+            groups.union(i, j)
     if texts:
         _join_similar(hits, scores, texts, groups, p)
 
@@ -160,9 +163,7 @@ def rank(
         members.setdefault(groups.find(i), []).append(i)
     ranked: list[tuple[float, RankedHit]] = []
     for idx in members.values():
-        first = min(idx, key=lambda i: (hits[i].created_ms, hits[i].key))
-        best = max(idx, key=lambda i: scores[i])
-        others = sorted((i for i in idx if i != first), key=lambda i: -scores[i])
+        first, best, others = _representatives(idx, hits, scores)
         h = hits[first]
         hit = RankedHit(
             key=h.key,
@@ -181,6 +182,19 @@ def rank(
     return Ranked(hits=top, collapsed=sum(h.collapsed for h in top), candidates=n)
 
 
+def _representatives(
+    idx: list[int], hits: Sequence[Candidate], scores: list[float]
+) -> tuple[int, int, list[int]]:
+    """A group's earliest member (the one shown), its best-scored member, and the others,
+    best first. Most groups are a single post, which is all three at once."""
+    if len(idx) == 1:
+        return idx[0], idx[0], []
+    first = min(idx, key=lambda i: (hits[i].created_ms, hits[i].key))
+    best = max(idx, key=lambda i: scores[i])
+    others = sorted((i for i in idx if i != first), key=lambda i: -scores[i])
+    return first, best, others
+
+
 def _join_similar(
     hits: Sequence[Candidate],
     scores: list[float],
@@ -188,21 +202,58 @@ def _join_similar(
     groups: _UnionFind,
     p: RankParams,
 ) -> None:
+    """Join the ``jaccard_window`` best candidates whose word sets have Jaccard similarity
+    >= ``jaccard_threshold`` (and sizes within that ratio of each other).
+
+    Only the pairs :func:`_similar_pairs` proposes are compared: every pair that can pass is
+    among them, and joining is union-find, whose groups do not depend on the order pairs are
+    joined in, so the groups are those of comparing every pair, at a fraction of the cost."""
+    threshold = p.jaccard_threshold
     best = sorted(range(len(hits)), key=lambda i: -scores[i])[: p.jaccard_window]
-    words = {i: token_set(texts.get(hits[i].key, "")) for i in best}
-    for a_pos, a in enumerate(best):
-        wa = words[a]
-        if not wa:
+    members = [(i, words) for i in best if (words := token_set(texts.get(hits[i].key, "")))]
+    find = groups.find
+    for x, y in _similar_pairs([words for _, words in members], threshold):
+        a, wa = members[x]
+        b, wb = members[y]
+        small, large = sorted((len(wa), len(wb)))
+        if small < threshold * large or find(a) == find(b):
             continue
-        for b in best[a_pos + 1 :]:
-            wb = words[b]
-            if not wb or groups.find(a) == groups.find(b):
-                continue
-            small, large = sorted((len(wa), len(wb)))
-            if small < p.jaccard_threshold * large:
-                continue
-            if len(wa & wb) >= p.jaccard_threshold * len(wa | wb):
-                groups.union(a, b)
+        if len(wa & wb) >= threshold * len(wa | wb):
+            groups.union(a, b)
+
+
+def _similar_pairs(sets: Sequence[frozenset[str]], threshold: float) -> Iterator[tuple[int, int]]:
+    """Pairs ``(x, y)``, ``x < y``, of non-empty ``sets`` that may have Jaccard similarity
+    >= ``threshold``: a superset of those that do, each pair once.
+
+    Prefix filtering (Chaudhuri, Ganti and Kaushik, 2006). A pair that passes shares at least
+    ``need = ceil(threshold * len(s))`` words with each of its sets ``s`` (the union is at least
+    ``s``; computed with the same float product as the test, so rounding cannot let a passing
+    pair escape). Order all words, rarest first: the rarest shared word is then among the first
+    ``len(s) - need + 1`` words of both sets (otherwise all shared words would sit in the last
+    ``need - 1``). So only sets whose prefixes share a word are paired, found through an
+    inverted index of the prefixes; rare words make prefixes short and selective, where
+    comparing all pairs of a hundred tweets about one event is thousands of set operations.
+    A threshold of zero or less lets pairs with no word in common pass: then every pair is
+    proposed."""
+    if threshold <= 0:
+        yield from combinations(range(len(sets)), 2)
+        return
+    freq: Counter[str] = Counter()
+    for s in sets:
+        freq.update(s)
+    rank = {w: r for r, (_, w) in enumerate(sorted((n, w) for w, n in freq.items()))}
+    postings: dict[int, list[int]] = {}
+    for y, s in enumerate(sets):
+        keep = len(s) - math.ceil(threshold * len(s)) + 1
+        seen: set[int] = set()
+        for r in sorted(map(rank.__getitem__, s))[: max(0, keep)]:
+            earlier = postings.setdefault(r, [])
+            for x in earlier:
+                if x not in seen:
+                    seen.add(x)
+                    yield x, y
+            earlier.append(y)
 
 
 class _UnionFind:

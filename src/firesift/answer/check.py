@@ -64,7 +64,7 @@ from firesift.answer.model import (
     Verdict,
     VerdictLabel,
 )
-from firesift.answer.retrieve import NO_FILTERS, RetrieveParams, retrieve
+from firesift.answer.retrieve import NO_FILTERS, RetrieveParams, constraints, retrieve
 from firesift.answer.stance import StanceResult
 from firesift.answer.understand import Understanding, understand
 
@@ -79,6 +79,7 @@ __all__ = [
     "as_stance",
     "check_claim",
     "decide",
+    "validate_claim",
 ]
 
 CHECK_PARAMS = RetrieveParams(thread_hits=10, replies_per_hit=40, feedback_terms=6)
@@ -178,6 +179,14 @@ def _claim_understanding(claim: str) -> tuple[str, Understanding]:
     if u.claim:
         u = understand([Message("user", u.claim)])
     return text, u
+
+
+def validate_claim(claim: str, *, as_of: datetime, filters: Filters = NO_FILTERS) -> None:
+    """Raise now the :class:`~firesift.errors.QueryError` :func:`check_claim` would raise for
+    the claim's own text (a malformed operator in it): the engine checks a question's claim
+    after the answer's first words, but such errors must come before any."""
+    _, u = _claim_understanding(claim)
+    constraints(u, filters, as_of)
 
 
 def decide(counts: dict[str, dict[str, int]], rule: Rule | None = None) -> VerdictLabel:

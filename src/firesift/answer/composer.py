@@ -34,6 +34,13 @@ The contract, checked by :class:`~firesift.answer.engine.AnswerEngine`:
 4. When the pool is empty (``ctx.pool.hits()`` is empty), say that nothing in the stream
    answers the question and finish with ``out.answer(grounded=False)``.
 
+Streaming early. :meth:`~firesift.answer.engine.AnswerEngine.stream` may hand a composer a
+context whose last preparation step (reply stances and the claim check, which no header needs)
+has not run yet; :meth:`ComposeContext.settle` runs it. The engine settles the context before
+``compose`` unless the composer sets ``settles_late = True``, promising to call
+``ctx.settle()`` itself before it reads ``verdict`` or any stance (after its first piece, so a
+reader sees words sooner). Everything else in the context is final from the start.
+
 ``ctx.tools`` are what an LLM may call as function tools; each returns posts already added to
 the pool (so ``ctx.pool.number_of(post)`` gives the ``[n]`` to cite) and never returns a post
 created after ``as_of``.
@@ -128,6 +135,16 @@ class ComposeContext:
     usage: dict[str, int] | None = None
     """Model tokens spent so far on this answer (a composer calling a model sets it); the
     writer puts it on the :class:`Answer` unless :meth:`AnswerWriter.answer` is given one."""
+    pending: Callable[[ComposeContext], None] | None = None
+    """The preparation still to run on this context (see :meth:`settle`), or ``None``."""
+
+    def settle(self) -> None:
+        """Finish preparing the context: label reply stances, run the claim check (setting
+        ``verdict``) and add their warnings, if the engine left that for later. Runs once;
+        does nothing when the context is already complete."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending(self)
 
     def writer(self, *, flag_uncited: bool = False) -> AnswerWriter:
         """A fresh :class:`AnswerWriter` over this context's pool."""
@@ -201,11 +218,14 @@ class Composer(ABC):
     """Turns a :class:`ComposeContext` into answer events (contract in the module docstring).
 
     Capabilities are class attributes: ``needs_model`` (weights or a server are required),
-    ``description`` (one line for ``--help`` and the API's model list)."""
+    ``description`` (one line for ``--help`` and the API's model list), ``settles_late``
+    (see "Streaming early" in the module docstring)."""
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     needs_model: ClassVar[bool] = False
+    settles_late: ClassVar[bool] = False
+    """``compose`` calls ``ctx.settle()`` itself before reading ``verdict`` or stances."""
 
     @abstractmethod
     def compose(self, ctx: ComposeContext) -> Iterator[AnswerEvent]:

