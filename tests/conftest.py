@@ -24,6 +24,26 @@ def fixtures_dir(shared_data: Path) -> Path:
     return shared_data / "fixtures"
 
 
+@pytest.fixture(scope="session")
+def news_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding the real RumourEval 2017 and PHEME posts (built once; tests
+    open it read-only)."""
+    from firesift.database import Database
+    from firesift.formats import Problem, read
+    from firesift.pipeline import IngestSummary
+
+    path = tmp_path_factory.mktemp("news-db")
+    with Database(path) as db:
+        pipeline = db.pipeline()
+        summary = IngestSummary()
+        for name in ("rumoureval2017/posts.jsonl", "pheme9/source_tweets.jsonl"):
+            for item in read(shared_data / name):
+                assert not isinstance(item, Problem), item
+                pipeline.feed(item.events, summary)
+        pipeline.flush(summary)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

@@ -29,23 +29,14 @@ from firesift.answer.understand import TermCoverage, expand, understand
 from firesift.database import Database
 from firesift.errors import FiresiftError, NotFound, QueryError
 from firesift.evaluation.answers_eval import bench_answer, load_questions, run
-from firesift.formats import Problem, read
-from firesift.pipeline import IngestSummary
 from firesift.post import to_ms
 
 OTTAWA = datetime(2014, 10, 22, 23, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
-def db(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    database = Database(tmp_path_factory.mktemp("answer-db"))
-    summary = IngestSummary()
-    pipeline = database.pipeline()
-    for name in ("rumoureval2017/posts.jsonl", "pheme9/source_tweets.jsonl"):
-        for item in read(shared_data / name):
-            assert not isinstance(item, Problem), item
-            pipeline.feed(item.events, summary)
-    pipeline.flush(summary)
+def db(news_dir: Path) -> Iterator[Database]:
+    database = Database(news_dir)
     yield database
     database.close()
 

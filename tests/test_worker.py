@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from firesift.answer.model import AnswerDelta, AnswerDone, Filters, Message
 from firesift.answer.retrieve import NO_FILTERS
 from firesift.database import Database, LiveTrends
 from firesift.errors import ConfigError, FiresiftError, QueryError
-from firesift.formats.reader import Problem, read
 from firesift.pipeline import IngestSummary
 from firesift.post import Post
 from firesift.service import Service
@@ -98,30 +96,15 @@ def test_close_stops_the_worker(tmp_path: Path) -> None:
         os.kill(pid, 0)
 
 
-@pytest.fixture(scope="module")
-def news_db(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A data directory with the real RumourEval and PHEME posts."""
-    path = tmp_path_factory.mktemp("worker-news")
-    with Database(path) as db:
-        pipeline = db.pipeline()
-        summary = IngestSummary()
-        for name in ("rumoureval2017/posts.jsonl", "pheme9/source_tweets.jsonl"):
-            for item in read(shared_data / name):
-                assert not isinstance(item, Problem), item
-                pipeline.feed(item.events, summary)
-        pipeline.flush(summary)
-    return path
-
-
 OTTAWA = datetime(2014, 10, 23, 12, tzinfo=UTC)
 
 
-def test_answers_from_the_worker_equal_the_in_process_engine(news_db: Path) -> None:
+def test_answers_from_the_worker_equal_the_in_process_engine(news_dir: Path) -> None:
     question = [Message("user", "What happened at the war memorial in Ottawa?")]
-    with Database(news_db) as local:
+    with Database(news_dir) as local:
         expected = AnswerEngine(local).answer(question, as_of=OTTAWA)
-    with Database(news_db, worker=True) as db:
-        answers = ReadWorker(news_db, role="answers", trends=db.worker)
+    with Database(news_dir, worker=True) as db:
+        answers = ReadWorker(news_dir, role="answers", trends=db.worker)
         events = list(answers.stream(question, as_of=OTTAWA))
         answers.close()
     assert isinstance(events[-1], AnswerDone)
@@ -131,13 +114,13 @@ def test_answers_from_the_worker_equal_the_in_process_engine(news_db: Path) -> N
     assert expected.citations and "[1]" in expected.text
 
 
-def test_worker_answers_see_posts_ingested_after_it_started(news_db: Path, tmp_path: Path) -> None:
+def test_worker_answers_see_posts_ingested_after_it_started(news_dir: Path, tmp_path: Path) -> None:
     with Database(tmp_path) as db:
         answers = ReadWorker(tmp_path, role="answers")
         question = [Message("user", "What happened at the war memorial in Ottawa?")]
         empty = list(answers.stream(question, as_of=OTTAWA))[-1]
         assert isinstance(empty, AnswerDone) and not empty.answer.citations
-        with Database(news_db) as source:
+        with Database(news_dir) as source:
             posts = list(source.store.iter_posts())
         _ingest(db, posts)
         full = list(answers.stream(question, as_of=OTTAWA))[-1]
@@ -145,8 +128,8 @@ def test_worker_answers_see_posts_ingested_after_it_started(news_db: Path, tmp_p
         answers.close()
 
 
-def test_question_errors_raise_in_the_caller(news_db: Path) -> None:
-    answers = ReadWorker(news_db, role="answers")
+def test_question_errors_raise_in_the_caller(news_dir: Path) -> None:
+    answers = ReadWorker(news_dir, role="answers")
     bad = Filters(query="lang:en (unclosed")
     with pytest.raises(QueryError) as info:
         list(answers.stream([Message("user", "Ottawa?")], filters=bad, as_of=OTTAWA))
@@ -156,19 +139,34 @@ def test_question_errors_raise_in_the_caller(news_db: Path) -> None:
     answers.close()
 
 
-def test_a_service_answers_from_its_answer_workers(news_db: Path) -> None:
+def test_a_service_answers_from_its_answer_workers(news_dir: Path) -> None:
     question = [Message("user", "What is happening?")]
-    with Database(news_db) as local:
-        expected = AnswerEngine(local).answer(question, as_of=OTTAWA)
-    db = Database(news_db, worker=True)
+    shooting = datetime(2014, 10, 22, 15, tzinfo=UTC)
+    with Database(news_dir) as local:
+        expected = AnswerEngine(local).answer(question, as_of=shooting)
+        # the stories of the trend state change this answer (so the test sees that path)
+        no_trends = AnswerEngine(_NoTrends(local)).answer(question, as_of=shooting)
+    assert no_trends.text != expected.text
+    db = Database(news_dir, worker=True)
     with Service(db, answer_workers=2, owns_db=True) as service:
         workers = service._answerers
         assert len(workers) == 2 and len({w.pid for w in workers}) == 2
         events = list(
-            service.stream_answer(question, filters=NO_FILTERS, as_of=OTTAWA, composer="extractive")
+            service.stream_answer(
+                question, filters=NO_FILTERS, as_of=shooting, composer="extractive"
+            )
         )
     done = events[-1]
     assert isinstance(done, AnswerDone)
-    # a "what is happening" answer reads trend state: the worker asked the trends worker
+    # the answers worker got its stories from the trends worker, through the service
     assert done.answer.text == expected.text and done.answer.citations == expected.citations
     assert all(w._proc.poll() is not None for w in workers)
+
+
+class _NoTrends:
+    """A database as the engine reads it, without trend state."""
+
+    def __init__(self, db: Database) -> None:
+        self.store = db.store
+        self.index = db.index
+        self.trends = None
