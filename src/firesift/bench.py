@@ -19,9 +19,12 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firesift.synthetic import SyntheticStream
+
+if TYPE_CHECKING:
+    from firesift.pipeline import IngestSummary, Pipeline
 
 __all__ = ["BENCHES", "machine", "render", "run"]
 
@@ -64,23 +67,29 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _feed_all(pipeline: Pipeline, lines: list[bytes], summary: IngestSummary) -> None:
+    """Parse ``lines`` and feed them through ``pipeline``, then flush (stored, searchable)."""
+    from firesift.formats.reader import Problem, read
+
+    for item in read(io.BytesIO(b"".join(lines)), name="synthetic"):
+        if isinstance(item, Problem):
+            raise RuntimeError(f"synthetic post rejected: {item}")
+        pipeline.feed(item.events, summary)
+    pipeline.flush(summary)
+
+
 def _ingest_corpus(
     db_dir: Path, lines: list[bytes], batch_size: int = 5000, *, check: bool = True
 ) -> float:
     """Parse, store, index and make searchable; returns the elapsed seconds."""
     from firesift.database import Database
-    from firesift.formats.reader import Problem, read
     from firesift.pipeline import IngestSummary
 
     summary = IngestSummary()
     with Database(db_dir) as db:
         pipeline = db.pipeline(batch_size=batch_size, refresh_ms=1000)
         t0 = time.perf_counter()
-        for item in read(io.BytesIO(b"".join(lines)), name="synthetic"):
-            if isinstance(item, Problem):
-                raise RuntimeError(f"synthetic post rejected: {item}")
-            pipeline.feed(item.events, summary)
-        pipeline.flush(summary)
+        _feed_all(pipeline, lines, summary)
         elapsed = time.perf_counter() - t0
     if check and summary.ingested != len(lines):
         raise RuntimeError(f"expected {len(lines)} posts, ingested {summary.ingested}")
@@ -316,30 +325,26 @@ def _cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _ingest_with_trends(work: Path, lines: list[bytes], mode: str) -> dict[str, float]:
-    """Ingest ``lines`` with trend state kept ``mode`` ("inline" or "worker"); seconds until
-    the posts are stored and indexed, until trends include them too, the tracker's CPU seconds
+def _ingest_with_trends(work: Path, lines: list[bytes], *, in_worker: bool) -> dict[str, float]:
+    """Ingest ``lines`` with trend state in a worker process or inline; seconds until the
+    posts are stored and indexed, until trends include them too, the tracker's CPU seconds
     (worker only) and report latencies (ms) afterwards."""
     from firesift.database import Database
-    from firesift.formats.reader import Problem, read
     from firesift.pipeline import IngestSummary
-    from firesift.worker import ReadWorker
 
     summary = IngestSummary()
-    with Database(work, worker=mode == "worker") as db:
+    with Database(work, worker=in_worker) as db:
         trends = db.trends
-        worker = trends if isinstance(trends, ReadWorker) else None
+        worker = db.worker
         if worker is not None:
             worker.sync(0)
         cpu0 = None if worker is None else _cpu_seconds(worker.pid)
         pipeline = db.pipeline(batch_size=5000, refresh_ms=1000)
         t0 = time.perf_counter()
-        for item in read(io.BytesIO(b"".join(lines)), name="synthetic"):
-            if isinstance(item, Problem):
-                raise RuntimeError(str(item))
-            pipeline.feed(item.events, summary)
-        pipeline.flush(summary)
+        _feed_all(pipeline, lines, summary)
         stored = time.perf_counter() - t0
+        if summary.ingested != len(lines):
+            raise RuntimeError(f"expected {len(lines)} posts, ingested {summary.ingested}")
         if worker is not None:
             worker.sync(db.store.last_seq())
         current = time.perf_counter() - t0
@@ -368,9 +373,9 @@ def bench_trends(work: Path, posts: int | None, log: Log) -> Result:
     log(f"trends: ingesting {n:,} posts without trends")
     plain = _ingest_corpus(work / "plain", lines)
     log("trends: with the trends worker")
-    worker = _ingest_with_trends(work / "worker", lines, "worker")
+    worker = _ingest_with_trends(work / "worker", lines, in_worker=True)
     log("trends: with trends inline")
-    inline = _ingest_with_trends(work / "inline", lines, "inline")
+    inline = _ingest_with_trends(work / "inline", lines, in_worker=False)
     cpu = worker.get("tracker_cpu_s")
     return {
         "posts": n,
