@@ -58,7 +58,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import TYPE_CHECKING
@@ -140,6 +140,11 @@ class _Cand:
     feedback: float = 0.0
     story: str | None = None
     collapsed: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, hit: Hit, bm25: float = 0.0) -> _Cand:
+        """A candidate for an index hit (scores to be filled in by the caller)."""
+        return cls(hit.key, 0.0, hit.created_ms, hit.likes, hit.reposts, hit.dup, hit.orig, bm25)
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,19 +529,7 @@ def _diversified(
         story = cand.story or next(
             (cands[x].story for x in rh.collapsed_keys if cands[x].story), None
         )
-        best = _Cand(
-            key,
-            score,
-            cand.created_ms,
-            cand.likes,
-            cand.reposts,
-            cand.dup,
-            cand.orig,
-            cand.bm25,
-            cand.feedback,
-            story,
-            rh.collapsed_keys,
-        )
+        best = replace(cand, score=score, story=story, collapsed=rh.collapsed_keys)
         out.append((posts[key], best))
     return out
 
@@ -572,15 +565,13 @@ def _ranked(
         )
         top1 = max((h.score for h in first), default=0.0) or 1.0
         for h in first:
-            cands[h.key] = _Cand(
-                h.key, 0.0, h.created_ms, h.likes, h.reposts, h.dup, h.orig, bm25=h.score / top1
-            )
+            cands[h.key] = _Cand.of(h, bm25=h.score / top1)
     else:
         first = index.search(
             bounds.query(), as_of_ms=as_of_ms, limit=params.candidates, sort="recent"
         )
         for h in first:
-            cands[h.key] = _Cand(h.key, 0.0, h.created_ms, h.likes, h.reposts, h.dup, h.orig)
+            cands[h.key] = _Cand.of(h)
     posts = _hydrate(db, cands)
     if terms and params.feedback_terms and cands:
         best = sorted(cands.values(), key=lambda c: -c.bm25)[: params.feedback_docs]
@@ -599,9 +590,7 @@ def _ranked(
             for h in second:
                 c = cands.get(h.key)
                 if c is None:
-                    c = cands[h.key] = _Cand(
-                        h.key, 0.0, h.created_ms, h.likes, h.reposts, h.dup, h.orig
-                    )
+                    c = cands[h.key] = _Cand.of(h)
                 c.feedback = h.score / top2
             posts.update(_hydrate(db, (h.key for h in new)))
     stories = _related_stories(report, terms) if u.intent == "happening" else []
