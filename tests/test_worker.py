@@ -104,7 +104,7 @@ def test_answers_from_the_worker_equal_the_in_process_engine(news_dir: Path) -> 
     with Database(news_dir) as local:
         expected = AnswerEngine(local).answer(question, as_of=OTTAWA)
     with Database(news_dir, worker=True) as db:
-        answers = ReadWorker(news_dir, role="answers", trends=db.worker)
+        answers = ReadWorker(news_dir, role="answers", trend_source=db.worker)
         events = list(answers.stream(question, as_of=OTTAWA))
         answers.close()
     assert isinstance(events[-1], AnswerDone)

@@ -152,7 +152,8 @@ class Service:
             from firesift.worker import ReadWorker
 
             self._answerers = [
-                ReadWorker(db.path, role="answers", trends=db.worker) for _ in range(answer_workers)
+                ReadWorker(db.path, role="answers", trend_source=db.worker)
+                for _ in range(answer_workers)
             ]
         if engine is None:
             from firesift.answer.engine import AnswerEngine

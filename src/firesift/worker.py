@@ -75,11 +75,11 @@ class _Lost(FiresiftError):
 
 class ReadWorker:
     """A child process serving trend reports and syncs (``role="trends"``) or answer streams
-    (``role="answers"``, trend reports asked of ``trends``) for the data directory ``path``.
-    Thread-safe.
+    (``role="answers"``, trend reports asked of ``trend_source``) for the data directory
+    ``path``. Thread-safe.
 
-    A trends worker reads like :class:`~firesift.database.LiveTrends` (:meth:`report`;
-    :meth:`apply_changes` does nothing: the worker reads the store itself).
+    A trends worker answers :meth:`report` as :class:`~firesift.database.LiveTrends` does; it
+    needs no feeding, since it reads the store's change log itself.
     """
 
     def __init__(
@@ -88,7 +88,7 @@ class ReadWorker:
         config: TrendConfig | None = None,
         *,
         role: Literal["trends", "answers"] = "trends",
-        trends: ReadWorker | None = None,
+        trend_source: ReadWorker | None = None,
         poll_s: float = 0.05,
     ) -> None:
         if role not in ("trends", "answers"):
@@ -96,7 +96,7 @@ class ReadWorker:
         self.path = Path(path)
         self.config = config or TrendConfig()
         self.role = role
-        self.trends = trends
+        self.trend_source = trend_source
         self.poll_s = poll_s
         self.restarts = 0
         self._send_lock = threading.Lock()
@@ -164,11 +164,13 @@ class ReadWorker:
         """An answers worker asks for a trend report: ask the trends worker, send it back."""
         as_of_ms, window_ms, limit = args
         reply: tuple[str, Any]
-        if self.trends is None:
+        if self.trend_source is None:
             reply = ("err", FiresiftError("no trend state is kept for this database"))
         else:
             try:
-                report = self.trends.report(as_of_ms=as_of_ms, window_ms=window_ms, limit=limit)
+                report = self.trend_source.report(
+                    as_of_ms=as_of_ms, window_ms=window_ms, limit=limit
+                )
                 reply = ("ok", report)
             except FiresiftError as e:
                 reply = ("err", e)
@@ -226,24 +228,29 @@ class ReadWorker:
             raise value
         return kind, value
 
-    def _call(self, *request: Any) -> Any:
-        """One request, one reply; sent again (once) if the worker died before replying, since
-        every request is a read and can be repeated."""
-        for attempt in (1, 2):
-            rid, box = self._request(*request)
+    def _first_reply(self, *request: Any) -> tuple[int, _Box, tuple[str, Any]]:
+        """Send ``request`` and wait for its first reply. If the worker died before replying,
+        the request goes once more, to its replacement: every request is a read. The caller
+        forgets ``rid`` once done with it."""
+        rid, box = self._request(*request)
+        try:
             try:
-                return self._reply(rid, box)[1]
+                return rid, box, self._reply(rid, box)
             except _Lost:
-                if attempt == 2:
-                    raise
-            finally:
                 self._waiting.pop(rid, None)
-        raise AssertionError("unreachable")
+                rid, box = self._request(*request)
+                return rid, box, self._reply(rid, box)
+        except BaseException:
+            self._waiting.pop(rid, None)
+            raise
+
+    def _call(self, *request: Any) -> Any:
+        """One request, one reply."""
+        rid, _, (_, value) = self._first_reply(*request)
+        self._waiting.pop(rid, None)
+        return value
 
     # -- trends ----------------------------------------------------------------------------
-
-    def apply_changes(self, changes: object) -> None:
-        """Nothing to do: the worker follows the store's change log by itself."""
 
     def report(
         self, *, as_of_ms: int | None = None, window_ms: int = 3_600_000, limit: int = 20
@@ -269,16 +276,10 @@ class ReadWorker:
     ) -> Iterator[AnswerEvent]:
         """As :meth:`AnswerEngine.stream`, computed by the worker's engine (its registered
         composers only). Question and filter errors raise on the first ``next``."""
-        request = ("answer", list(messages), filters, as_of, composer)
-        rid, box = self._request(*request)
+        rid, box, (kind, value) = self._first_reply(
+            "answer", list(messages), filters, as_of, composer
+        )
         try:
-            try:
-                kind, value = self._reply(rid, box)
-            except _Lost:
-                # Nothing was streamed yet: ask the replacement worker.
-                self._waiting.pop(rid, None)
-                rid, box = self._request(*request)
-                kind, value = self._reply(rid, box)
             while kind != _END:
                 yield value
                 kind, value = self._reply(rid, box)
