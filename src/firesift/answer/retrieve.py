@@ -555,17 +555,22 @@ def _ranked(
     asked = list(terms)
     if params.expand_query:
         asked += [a for alts in u.expansions.values() for a in alts if a not in terms]
-    if terms:
-        first = _search(
+
+    def any_of(words: Sequence[str]) -> list[tuple[Hit, float]]:
+        """Hits for posts with any of ``words``, each with its score relative to the best."""
+        hits = _search(
             db,
-            bounds.query(_any([Word(t) for t in asked])),
+            bounds.query(_any([Word(w) for w in words])),
             as_of_ms=as_of_ms,
             limit=params.candidates,
             open_ended=open_ended,
         )
-        top1 = max((h.score for h in first), default=0.0) or 1.0
-        for h in first:
-            cands[h.key] = _Cand.of(h, bm25=h.score / top1)
+        top = max((h.score for h in hits), default=0.0) or 1.0
+        return [(h, h.score / top) for h in hits]
+
+    if terms:
+        for h, relative in any_of(asked):
+            cands[h.key] = _Cand.of(h, bm25=relative)
     else:
         first = index.search(
             bounds.query(), as_of_ms=as_of_ms, limit=params.candidates, sort="recent"
@@ -578,21 +583,14 @@ def _ranked(
         fb_posts = [(posts[c.key], c.bm25) for c in best if c.key in posts]
         extra = _feedback_terms(fb_posts, dict.fromkeys(asked, 1.0), params.feedback_terms)
         if extra:
-            second = _search(
-                db,
-                bounds.query(_any([Word(t) for t in extra])),
-                as_of_ms=as_of_ms,
-                limit=params.candidates,
-                open_ended=open_ended,
-            )
-            top2 = max((h.score for h in second), default=0.0) or 1.0
-            new = [h for h in second if h.key not in cands]
-            for h in second:
+            second = any_of(extra)
+            new = [h.key for h, _ in second if h.key not in cands]
+            for h, relative in second:
                 c = cands.get(h.key)
                 if c is None:
                     c = cands[h.key] = _Cand.of(h)
-                c.feedback = h.score / top2
-            posts.update(_hydrate(db, (h.key for h in new)))
+                c.feedback = relative
+            posts.update(_hydrate(db, new))
     stories = _related_stories(report, terms) if u.intent == "happening" else []
     if stories:
         story_of = {k: s.id for s in reversed(stories) for k in s.top_posts[: params.story_posts]}
