@@ -27,6 +27,7 @@ typecheck: install
 
 pytest: install
 	$(BIN)/pytest -q
+	@test -x /usr/bin/chromium || echo "browser tests skipped (no Chromium): apt-get install chromium"
 
 test: lint typecheck pytest
 

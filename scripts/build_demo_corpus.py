@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Build the demo corpus shipped in the package from the real recorded data in ../shared/data.
+"""Build the demo corpus shipped in the package from the real recorded data in data/.
 
-    python scripts/build_demo_corpus.py [--data ../shared/data] [--out src/firesift/demo]
+    python scripts/build_demo_corpus.py [--data data] [--out src/firesift/demo]
 
 Reads RumourEval 2017 (train + dev conversations: source tweets and their replies) and the
 PHEME 9-event source tweets, merges them by tweet id (RumourEval wins: it carries the reply
@@ -90,7 +90,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=ROOT / "data")
     ap.add_argument("--out", type=Path, default=ROOT / "src" / "firesift" / "demo")
     args = ap.parse_args()
     posts = build(args.data)

@@ -44,10 +44,10 @@ def ingest_file(db_dir: Path, path: Path) -> IngestSummary:
 
 
 @pytest.fixture(scope="session")
-def ingested_db(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
+def ingested_db(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> Path:
     """A data directory holding RumourEval 2017 (4,519 real posts); copy it before use."""
     db = tmp_path_factory.mktemp("ingested") / "db"
-    summary = ingest_file(db, shared_data / POSTS)
+    summary = ingest_file(db, real_data / POSTS)
     assert summary.ingested > 4000
     return db
 

@@ -1,31 +1,31 @@
-"""Shared test fixtures: the real recorded data in ../shared/data and throwaway data dirs."""
+"""Shared test fixtures: the real recorded data in ``data/`` and throwaway data dirs."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
+from firesift.recorded import DATA
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-FIXTURES = SHARED_DATA / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data``: real recorded payloads (see its README)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA}")
-    return SHARED_DATA
+def real_data() -> Path:
+    """``data/``: the real recorded payloads that ship with the repository (see its README)."""
+    assert DATA.is_dir(), f"the repository's data folder is missing: {DATA}"
+    return DATA
 
 
 @pytest.fixture(scope="session")
-def fixtures_dir(shared_data: Path) -> Path:
-    return shared_data / "fixtures"
+def fixtures_dir(real_data: Path) -> Path:
+    return real_data / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def news_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def news_dir(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory holding the real RumourEval 2017 and PHEME posts (built once; tests
     open it read-only)."""
     from firesift.database import Database
@@ -37,7 +37,7 @@ def news_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
         pipeline = db.pipeline()
         summary = IngestSummary()
         for name in ("rumoureval2017/posts.jsonl", "pheme9/source_tweets.jsonl"):
-            for item in read(shared_data / name):
+            for item in read(real_data / name):
                 assert not isinstance(item, Problem), item
                 pipeline.feed(item.events, summary)
         pipeline.flush(summary)
@@ -55,3 +55,15 @@ def _isolated_home(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     for name in [k for k in __import__("os").environ if k.startswith("FIRESIFT_")]:
         monkeypatch.delenv(name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Browser tests skipped for want of Chromium report from one place, so the summary shows
+    one line saying how to get them instead of one line per test."""
+    report = yield
+    if report.skipped and item.get_closest_marker("browser") and isinstance(report.longrepr, tuple):
+        report.longrepr = (item.location[0], None, report.longrepr[2])  # type: ignore[assignment]
+    return report

@@ -91,7 +91,7 @@ async def test_post_and_thread(client: httpx.AsyncClient) -> None:
 
 
 async def test_ingest_ndjson_reports_bad_lines_and_keeps_the_rest(
-    client: httpx.AsyncClient, shared_data: Path
+    client: httpx.AsyncClient, real_data: Path
 ) -> None:
     good = (
         b'{"id":"77001","text":"the quokka parade starts at noon #quokkafest",'

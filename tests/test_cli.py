@@ -31,9 +31,9 @@ def run(
 
 
 @pytest.fixture(scope="module")
-def db(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def db(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("db")
-    r = run("ingest", str(shared_data / "rumoureval2017" / "posts.jsonl"), "--json", db=path)
+    r = run("ingest", str(real_data / "rumoureval2017" / "posts.jsonl"), "--json", db=path)
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["ingested"] == 4519
@@ -63,8 +63,8 @@ def test_ingest_reports_bad_line_and_keeps_good_ones(fixtures_dir: Path, tmp_pat
     assert "duplicates" in strict.stderr
 
 
-def test_ingest_from_stdin_is_deduplicated(shared_data: Path, tmp_path: Path) -> None:
-    lines = (shared_data / "pheme9" / "source_tweets.jsonl").read_bytes().splitlines(True)[:50]
+def test_ingest_from_stdin_is_deduplicated(real_data: Path, tmp_path: Path) -> None:
+    lines = (real_data / "pheme9" / "source_tweets.jsonl").read_bytes().splitlines(True)[:50]
     first = run("ingest", "-", "--json", db=tmp_path, stdin=b"".join(lines))
     again = run("ingest", "-", "--json", db=tmp_path, stdin=b"".join(lines))
     assert json.loads(first.stdout)["ingested"] == 50

@@ -28,8 +28,8 @@ def split(items: list[Parsed | Problem]) -> tuple[list[Parsed], list[Problem]]:
     return [i for i in items if isinstance(i, Parsed)], [i for i in items if isinstance(i, Problem)]
 
 
-def good_lines(shared_data: Path, n: int = 3) -> list[bytes]:
-    with (shared_data / "rumoureval2017/posts.jsonl").open("rb") as fh:
+def good_lines(real_data: Path, n: int = 3) -> list[bytes]:
+    with (real_data / "rumoureval2017/posts.jsonl").open("rb") as fh:
         return [fh.readline().rstrip(b"\n") for _ in range(n)]
 
 
@@ -58,8 +58,8 @@ def test_truncated_last_line_is_named_with_the_file(fixtures_dir: Path) -> None:
     assert str(items[-1]).startswith("stream.jsonl:8: malformed JSON")
 
 
-def test_invalid_utf8_line_is_reported_and_neighbours_kept(shared_data: Path) -> None:
-    a, b, _ = good_lines(shared_data)
+def test_invalid_utf8_line_is_reported_and_neighbours_kept(real_data: Path) -> None:
+    a, b, _ = good_lines(real_data)
     bad = b'{"id": "9", "text": "caf\xe9", "created_at": "2026-01-01"}'
     items = list(read(io.BytesIO(b"\n".join([a, bad, b]) + b"\n"), name="u.jsonl"))
     parsed, problems = split(items)
@@ -67,8 +67,8 @@ def test_invalid_utf8_line_is_reported_and_neighbours_kept(shared_data: Path) ->
     assert problems == [Problem("u.jsonl:2", "invalid UTF-8 at byte 24")]
 
 
-def test_over_long_line_is_reported_without_losing_the_next_one(shared_data: Path) -> None:
-    a, b, _ = good_lines(shared_data)
+def test_over_long_line_is_reported_without_losing_the_next_one(real_data: Path) -> None:
+    a, b, _ = good_lines(real_data)
     head = b'{"id": "1", "created_at": "2026-01-01", "text": "'
     at_limit = head + b"x" * (MAX_LINE_BYTES - len(head) - 2) + b'"}'
     assert len(at_limit) == MAX_LINE_BYTES
@@ -98,8 +98,8 @@ class _Trickle(io.RawIOBase):
         return n
 
 
-def test_lines_split_across_small_reads(shared_data: Path) -> None:
-    lines = good_lines(shared_data, 50)
+def test_lines_split_across_small_reads(real_data: Path) -> None:
+    lines = good_lines(real_data, 50)
     parsed, problems = split(list(read(_Trickle(b"\n".join(lines), step=7))))  # type: ignore[arg-type]
     assert problems == []
     assert [p.where for p in parsed] == [f"<stream>:{n}" for n in range(1, 51)]
@@ -143,8 +143,8 @@ def test_missing_file() -> None:
         read("/nonexistent/posts.jsonl")
 
 
-def test_binary_stream_and_stdin(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = b"\n".join(good_lines(shared_data)) + b"\n"
+def test_binary_stream_and_stdin(real_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"\n".join(good_lines(real_data)) + b"\n"
     assert [i.where for i in read(io.BytesIO(data))] == ["<stream>:1", "<stream>:2", "<stream>:3"]
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     items = list(read("-"))
@@ -152,8 +152,8 @@ def test_binary_stream_and_stdin(shared_data: Path, monkeypatch: pytest.MonkeyPa
     assert all(isinstance(i, Parsed) and len(i.events) == 1 for i in items)
 
 
-def test_stream_is_not_closed(shared_data: Path) -> None:
-    stream = io.BytesIO(b"\n".join(good_lines(shared_data)))
+def test_stream_is_not_closed(real_data: Path) -> None:
+    stream = io.BytesIO(b"\n".join(good_lines(real_data)))
     assert len(list(read(stream))) == 3
     assert not stream.closed
 
@@ -163,10 +163,10 @@ def test_text_stream_is_refused() -> None:
         list(read(io.StringIO("{}\n")))  # type: ignore[arg-type]
 
 
-def test_mixed_stream_detects_each_line(fixtures_dir: Path, shared_data: Path) -> None:
+def test_mixed_stream_detects_each_line(fixtures_dir: Path, real_data: Path) -> None:
     jet = (fixtures_dir / "bluesky_jetstream/expected_v1.jsonl").read_bytes().splitlines()
     v2 = (fixtures_dir / STREAM_WITH_ERROR).read_bytes().splitlines()[0]
-    canonical = good_lines(shared_data, 1)[0]
+    canonical = good_lines(real_data, 1)[0]
     data = b"\n".join([canonical, v2, jet[0], jet[1], canonical, jet[144], v2])
     kinds = [
         (type(e).__name__, getattr(e, "source", None))
@@ -195,8 +195,8 @@ def test_whole_document_array_and_cassette_string_body(fixtures_dir: Path) -> No
     assert len(items) == 8 and all(isinstance(i, Parsed) and len(i.events) == 1 for i in items)
 
 
-def test_damaged_document_start_falls_back_to_lines(shared_data: Path) -> None:
-    a, b, _ = good_lines(shared_data)
+def test_damaged_document_start_falls_back_to_lines(real_data: Path) -> None:
+    a, b, _ = good_lines(real_data)
     data = b'{"id": "1", "text": "cut off",\n' + a + b"\n" + b + b"\n"
     items = list(read(io.BytesIO(data), name="d"))
     parsed, problems = split(items)
@@ -204,9 +204,9 @@ def test_damaged_document_start_falls_back_to_lines(shared_data: Path) -> None:
     assert [p.where for p in parsed] == ["d:2", "d:3"]
 
 
-def test_bom_and_crlf_file(tmp_path: Path, shared_data: Path) -> None:
+def test_bom_and_crlf_file(tmp_path: Path, real_data: Path) -> None:
     path = tmp_path / "posts.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(good_lines(shared_data)) + b"\r\n")
+    path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(good_lines(real_data)) + b"\r\n")
     parsed, problems = split(list(read(path)))
     assert problems == [] and len(parsed) == 3
     assert parsed[0].where == f"{path}:1"

@@ -570,9 +570,9 @@ def test_post_fields_extract_from_text_when_the_source_lists_nothing() -> None:
 # --- real posts ----------------------------------------------------------------------------------
 
 
-def _real_posts(shared_data: Path, limit: int) -> list[Post]:
+def _real_posts(real_data: Path, limit: int) -> list[Post]:
     out = []
-    with open(shared_data / "rumoureval2017" / "posts.jsonl", encoding="utf-8") as f:
+    with open(real_data / "rumoureval2017" / "posts.jsonl", encoding="utf-8") as f:
         for line in f:
             r = json.loads(line)
             out.append(
@@ -594,8 +594,8 @@ def _real_posts(shared_data: Path, limit: int) -> list[Post]:
     return out
 
 
-def test_real_posts_hashtags_authors_and_time(index: TantivyIndex, shared_data: Path) -> None:
-    posts = _real_posts(shared_data, 1500)
+def test_real_posts_hashtags_authors_and_time(index: TantivyIndex, real_data: Path) -> None:
+    posts = _real_posts(real_data, 1500)
     load(index, *posts)
     assert index.num_docs == len({p.key for p in posts})
     tagged = {p.key for p in posts if "ferguson" in {t.lower() for t in p.hashtags}}

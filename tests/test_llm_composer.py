@@ -56,9 +56,9 @@ def _post(row: dict[str, Any]) -> Post:
 
 
 @pytest.fixture(scope="module")
-def ottawa(shared_data: Path) -> list[Post]:
+def ottawa(real_data: Path) -> list[Post]:
     """Every Ottawa-shooting post of the corpus, oldest first."""
-    with (shared_data / "rumoureval2017" / "posts.jsonl").open() as fh:
+    with (real_data / "rumoureval2017" / "posts.jsonl").open() as fh:
         rows = [json.loads(line) for line in fh if line.strip()]
     return sorted(
         (_post(r) for r in rows if r["event"] == EVENT), key=lambda p: (p.created_at, p.id)

@@ -24,11 +24,11 @@ AS_OF = datetime.fromisoformat("2014-10-22T16:00:00+00:00")
 
 
 @pytest.fixture(scope="module")
-def database(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+def database(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     summary = IngestSummary()
     with (
         Database(tmp_path_factory.mktemp("llm-db")) as db,
-        gzip.open(shared_data / "rumoureval2017" / "raw_tweets_v1.1.jsonl.gz") as fh,
+        gzip.open(real_data / "rumoureval2017" / "raw_tweets_v1.1.jsonl.gz") as fh,
     ):
         pipeline = db.pipeline()
         for item in read(fh, name="raw_tweets_v1.1.jsonl"):

@@ -30,8 +30,8 @@ def model() -> StanceModel:
 
 
 @pytest.fixture(scope="module")
-def rumoureval(shared_data: Path) -> Path:
-    return shared_data / "rumoureval2017"
+def rumoureval(real_data: Path) -> Path:
+    return real_data / "rumoureval2017"
 
 
 def test_shipped_model_predicts_a_distribution(model: StanceModel) -> None:

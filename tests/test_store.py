@@ -363,9 +363,9 @@ def test_iter_posts_in_time_order_with_inclusive_bounds(store: Store) -> None:
     assert list(store.iter_posts(since_ms=ms + 10_000)) == []
 
 
-def _real_thread(shared_data: Path, thread_id: str) -> list[Post]:
+def _real_thread(real_data: Path, thread_id: str) -> list[Post]:
     posts = []
-    with (shared_data / "rumoureval2017" / "posts.jsonl").open("rb") as f:
+    with (real_data / "rumoureval2017" / "posts.jsonl").open("rb") as f:
         for line in f:
             r = orjson.loads(line)
             if r["thread_id"] != thread_id:
@@ -395,8 +395,8 @@ def _real_thread(shared_data: Path, thread_id: str) -> list[Post]:
     return posts
 
 
-def test_thread_and_replies_on_a_real_conversation(store: Store, shared_data: Path) -> None:
-    real = _real_thread(shared_data, "553506608203169792")
+def test_thread_and_replies_on_a_real_conversation(store: Store, real_data: Path) -> None:
+    real = _real_thread(real_data, "553506608203169792")
     assert len(real) == 23
     shuffled = real[:]
     random.Random(1).shuffle(shuffled)

@@ -169,10 +169,10 @@ def test_burst_needs_history_to_be_exceeded() -> None:
 # -- time, as_of, late posts ---------------------------------------------------------------
 
 
-def test_as_of_live_equals_replay_on_real_data(shared_data: Path) -> None:
-    posts = _real_stream(shared_data, "2013_LA_airport_shootings", hours_before=2, hours_after=1)
+def test_as_of_live_equals_replay_on_real_data(real_data: Path) -> None:
+    posts = _real_stream(real_data, "2013_LA_airport_shootings", hours_before=2, hours_after=1)
     onset = trends_eval.find_onset(
-        [ms for ms, _ in trends_eval.load_events(shared_data)["2013_LA_airport_shootings"]["curve"]]
+        [ms for ms, _ in trends_eval.load_events(real_data)["2013_LA_airport_shootings"]["curve"]]
     )
     checkpoints = [onset - 30 * 60_000 + 17_345, onset + 12 * 60_000 + 999, onset + 55 * 60_000]
     live = TrendTracker()
@@ -351,10 +351,10 @@ def test_story_status_goes_emerging_peaking_fading() -> None:
     assert seen.index("peaking") < len(seen) - 1
 
 
-def test_story_id_is_stable_as_a_real_event_develops(shared_data: Path) -> None:
-    posts = _real_stream(shared_data, "2013_LA_airport_shootings", hours_before=3, hours_after=3)
+def test_story_id_is_stable_as_a_real_event_develops(real_data: Path) -> None:
+    posts = _real_stream(real_data, "2013_LA_airport_shootings", hours_before=3, hours_after=3)
     onset = trends_eval.find_onset(
-        [ms for ms, _ in trends_eval.load_events(shared_data)["2013_LA_airport_shootings"]["curve"]]
+        [ms for ms, _ in trends_eval.load_events(real_data)["2013_LA_airport_shootings"]["curve"]]
     )
     tracker = TrendTracker()
     ids: list[str] = []
@@ -435,8 +435,8 @@ def test_json_and_table_rendering() -> None:
 # -- evaluation -------------------------------------------------------------------------------
 
 
-def test_eval_smoke_detects_one_event(shared_data: Path) -> None:
-    result = trends_eval.run(shared_data, events=["2013_LA_airport_shootings"], pre_hours=3)
+def test_eval_smoke_detects_one_event(real_data: Path) -> None:
+    result = trends_eval.run(real_data, events=["2013_LA_airport_shootings"], pre_hours=3)
     (event,) = result["events"]
     assert event["detected"]
     assert event["delay_min"] is not None and event["delay_min"] <= 30
@@ -446,12 +446,12 @@ def test_eval_smoke_detects_one_event(shared_data: Path) -> None:
 
 
 def _real_stream(
-    shared_data: Path, name: str, *, hours_before: float, hours_after: float
+    real_data: Path, name: str, *, hours_before: float, hours_after: float
 ) -> list[Post]:
-    event = trends_eval.load_events(shared_data)[name]
+    event = trends_eval.load_events(real_data)[name]
     posts, _onset = trends_eval.event_stream(
         event,
-        trends_eval.load_background(shared_data),
+        trends_eval.load_background(real_data),
         pre_hours=hours_before,
         post_hours=hours_after,
     )

@@ -1,7 +1,7 @@
 """Synthetic posts for load and benchmark volume only (never for tests of meaning or demos).
 
 The shape follows the real corpus the project ships with (RumourEval 2017 + PHEME, 9,303 posts,
-measured once with a script over ``../shared/data``): text length p10/p50/p90 of 51/117/139
+measured once with a script over the repository's ``data/``): text length p10/p50/p90 of 51/117/139
 characters, 46% of posts with a hashtag (0.69 per post), 54% with a mention, 41% with a link,
 45% replies, 15 tokens per post of which 43% of the words are function words ("the", "of",
 "is", ...). Content words come from a deterministic pseudo-vocabulary with a Zipf law, as word

@@ -19,7 +19,7 @@ from firesift.errors import FiresiftError
 __all__ = ["main"]
 
 EPILOG = """examples:
-  firesift ingest ../shared/data/rumoureval2017/posts.jsonl
+  firesift ingest data/rumoureval2017/posts.jsonl
   curl -sN https://example.org/stream | firesift ingest - --format x_v2
   firesift search '"gunman" from:ottawapolice -filter:replies' --as-of 2014-10-22T16:00Z
   firesift search '#sydneysiege OR #MartinPlace min_retweets:10' --limit 5 --json

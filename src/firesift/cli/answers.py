@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from firesift.answer.engine import AnswerEngine
     from firesift.database import Database
 
-SHARED_DATA = Path("../shared/data")
-
 
 def _engine(db: Database, settings: Settings, llm_model: str | None) -> tuple[AnswerEngine, str]:
     """The engine, and the composer to use: ``llm`` when ``--llm`` was given."""
@@ -121,8 +119,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.what == "trends":
         from firesift.evaluation import trends_eval
+        from firesift.recorded import DATA
 
-        data = args.data or SHARED_DATA
+        data = args.data or DATA
         if not (data / "crisislext26_dev").is_dir():
             raise FiresiftError(f"no CrisisLexT26 data under {data}: pass --data DIR")
         result = trends_eval.run(data)
@@ -136,14 +135,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_train_stance(args: argparse.Namespace) -> int:
     from firesift.answer.train_stance import train
+    from firesift.recorded import DATA
 
-    if not args.data.is_dir():
+    data = args.data or DATA / "rumoureval2017"
+    if not (data / "posts.jsonl").is_file():
         raise FiresiftError(
-            f"no RumourEval 2017 data at {args.data}: pass --data DIR (the folder with posts.jsonl)"
+            f"no RumourEval 2017 data at {data}: pass --data DIR (the folder with posts.jsonl)"
         )
     out_path = args.out or Path(__file__).parents[1] / "answer" / "stance_model.npz"
-    err(f"training on {args.data} -> {out_path}")
-    report = train(args.data, out_path, seed=args.seed).to_dict()
+    err(f"training on {data} -> {out_path}")
+    report = train(data, out_path, seed=args.seed).to_dict()
     if args.json:
         out(report)
     else:
@@ -187,7 +188,7 @@ def register(add: Add) -> None:
         "--data",
         type=Path,
         default=None,
-        help="trends: the shared data folder (default ../shared/data); "
+        help="trends: the folder holding crisislext26_dev/ (default: the repository's data/); "
         "answers: a corpus file or data directory (default: the shipped demo corpus)",
     )
 
@@ -195,8 +196,8 @@ def register(add: Add) -> None:
     p.add_argument(
         "--data",
         type=Path,
-        default=SHARED_DATA / "rumoureval2017",
-        help="RumourEval 2017 folder (default: ../shared/data/rumoureval2017)",
+        default=None,
+        help="RumourEval 2017 folder (default: the repository's data/rumoureval2017)",
     )
     p.add_argument("--out", type=Path, default=None, help="model file (default: the shipped one)")
     p.add_argument("--seed", type=int, default=0)

@@ -11,9 +11,9 @@ questions). ``kind: "claim"`` items are claim checks: a claim paraphrased from a
 tweet, ``expected`` the thread's gold veracity mapped true -> supported, false -> disputed,
 unverified -> unverified.
 
-Method: the shipped demo corpus (``firesift/demo/corpus.jsonl.gz``, the same two datasets; no
-``../shared`` needed) is ingested into a temporary database, every question is asked with its
-``as_of`` through :class:`~firesift.answer.engine.AnswerEngine`, and:
+Method: the shipped demo corpus (``firesift/demo/corpus.jsonl.gz``, the same two datasets, so
+an installed package needs no data folder) is ingested into a temporary database, every question
+is asked with its ``as_of`` through :class:`~firesift.answer.engine.AnswerEngine`, and:
 
 - **recall@10** (per question, then averaged): relevant posts among the answer's first 10
   citations, divided by ``min(10, relevant)``; **evidence recall@10** the same over the 10 best

@@ -325,8 +325,9 @@ def run(
     warmup_hours: float = 2.0,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Evaluate trend detection on the CrisisLexT26 dev events in ``data_dir`` (the shared data
-    folder holding ``crisislext26_dev/``, ``rumoureval2017/`` and ``pheme9/``).
+    """Evaluate trend detection on the CrisisLexT26 dev events in ``data_dir`` (the data
+    folder holding ``crisislext26_dev/``, ``rumoureval2017/`` and ``pheme9/``: the repository's
+    ``data/``).
 
     ``events`` restricts the run to some event names (e.g. ``["2013_Russia_meteor"]``).
     Returns per-event results and a summary: events detected, median detection delay in
