@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,11 +128,25 @@ def test_stats_and_index_rebuild(db: Path, tmp_path: Path) -> None:
     assert json.loads(r.stdout)["results"]
 
 
+def test_stats_reads_as_a_table(db: Path) -> None:
+    r = run("stats", db=db)
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if "│ x " in line)
+    assert "4,519" in row and "2014-" in row and "days" in row  # posts, first post, span
+    assert re.search(r"index\s+4,519 docs, caught up, refreshed (just now|\d+ s ago)", r.stdout)
+    assert "{" not in r.stdout and not re.search(r"\d{10}\.\d", r.stdout)  # no reprs, no epochs
+    empty = run("stats", db=db.parent / "empty")
+    assert "No posts in" in empty.stdout and "firesift ingest" in empty.stdout
+
+
 def test_settings_lists_every_setting() -> None:
     from firesift.config import SETTINGS
 
     out = json.loads(run("settings", "--json").stdout)
     assert [s["name"] for s in out] == [s.name for s in SETTINGS]
+    text = run("settings").stdout
+    for s in SETTINGS:
+        assert re.search(rf"^{s.name}\s", text, re.M) and s.env in text
 
 
 def test_ask_json_cites_only_posts_before_as_of(db: Path) -> None:
@@ -179,8 +194,11 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     assert secret not in listed.stdout
     keys = json.loads(listed.stdout)
     assert [k["name"] for k in keys] == ["ci"]
+    table = run("keys", "list", db=tmp_path).stdout
+    assert keys[0]["id"] in table and "prefix" in table and secret not in table
     assert run("keys", "revoke", keys[0]["id"], db=tmp_path).returncode == 0
     assert json.loads(run("keys", "list", "--json", db=tmp_path).stdout) == []
+    assert "No API keys yet" in run("keys", "list", db=tmp_path).stdout
     missing = run("keys", "revoke", "nope", db=tmp_path)
     assert missing.returncode == 2
     assert "Traceback" not in missing.stderr

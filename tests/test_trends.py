@@ -443,6 +443,15 @@ def test_eval_smoke_detects_one_event(real_data: Path) -> None:
     assert event["precision"] >= 0.5
     assert result["summary"]["false_stories_per_hour"] <= 2
     json.dumps(result)
+    from rich.console import Console
+
+    from firesift.cli._render import eval_view
+
+    console = Console(width=100, record=True)
+    console.print(eval_view("trends", result))
+    shown = console.export_text()
+    assert "events detected" in shown and "1 / 1" in shown
+    assert "2013_LA_airport_shootings" in shown and f"{event['delay_min']} min" in shown
 
 
 def _real_stream(

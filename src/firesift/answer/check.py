@@ -282,9 +282,9 @@ def check_claim(
     counts = count(evidence)
     label = decide(counts, rule)
     parts = [
-        f"{counts[s]['accounts']} {'account' if counts[s]['accounts'] == 1 else 'accounts'} {verb}"
-        for s, verb in (("support", "support it"), ("deny", "deny it"), ("query", "question it"))
-        if counts[s]["accounts"]
+        f"1 account {verb}s it" if n == 1 else f"{n} accounts {verb} it"
+        for s, verb in (("support", "support"), ("deny", "deny"), ("query", "question"))
+        if (n := counts[s]["accounts"])
     ]
     summary = (
         "No post in the stream is about this claim."

@@ -78,9 +78,11 @@ def render_verdict(verdict: Verdict) -> RenderableType:
         if not group:
             continue
         c = verdict.counts.get(stance, {})
+        posts, accounts = c.get("posts", 0), c.get("accounts", 0)
         parts.append(
             Text(
-                f"\n{stance} · {c.get('posts', 0)} posts, {c.get('accounts', 0)} accounts",
+                f"\n{stance} · {posts} post{'s' * (posts != 1)}, "
+                f"{accounts} account{'s' * (accounts != 1)}",
                 style="bold",
             )
         )

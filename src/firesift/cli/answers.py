@@ -129,7 +129,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from firesift.evaluation import answers_eval
 
         result = answers_eval.run(args.data)
-    out(result)
+    if args.json:
+        out(result)
+        return 0
+    from firesift.cli._render import eval_view
+
+    _console().print(eval_view(args.what, result))
     return 0
 
 
@@ -191,6 +196,7 @@ def register(add: Add) -> None:
         help="trends: the folder holding crisislext26_dev/ (default: the repository's data/); "
         "answers: a corpus file or data directory (default: the shipped demo corpus)",
     )
+    p.add_argument("--json", action="store_true", help="every figure, per event or question")
 
     p = add("train-stance", cmd_train_stance, "Retrain the shipped reply-stance model.")
     p.add_argument(

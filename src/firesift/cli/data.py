@@ -131,16 +131,20 @@ def cmd_trends(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    db = open_db(settings_of(args))
+    settings = settings_of(args)
+    db = open_db(settings)
     try:
-        stats = db.stats().to_dict()
+        stats = db.stats()
     finally:
         db.close()
     if args.json:
-        out(stats)
+        out(stats.to_dict())
         return 0
-    for key, value in stats.items():
-        print(f"{key:>14}: {value}")
+    from rich.console import Console
+
+    from firesift.cli._render import stats_view
+
+    Console(highlight=False).print(stats_view(stats, str(settings.db)))
     return 0
 
 
@@ -154,8 +158,18 @@ def cmd_settings(args: argparse.Namespace) -> int:
             ]
         )
         return 0
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column()
     for s in SETTINGS:
-        print(f"{s.name:<13} {shown[s.name]:<40} {s.env}: {s.help}")
+        cell = Text(shown[s.name] or "(not set)", style="" if shown[s.name] else "dim")
+        cell.append(f"\n{s.env}: {s.help}", style="dim")
+        grid.add_row(s.name, cell)
+    Console(highlight=False).print(grid)
     return 0
 
 

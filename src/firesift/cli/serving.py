@@ -98,13 +98,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
         if args.json:
             out(keys)
         else:
-            for k in keys:
-                print(
-                    "  ".join(
-                        str(k.get(f) or "-")
-                        for f in ("id", "prefix", "name", "created", "last_used")
-                    )
-                )
+            from rich.console import Console
+
+            from firesift.cli._render import rows_table
+
+            columns = ("id", "prefix", "name", "created", "last_used")
+            empty = "No API keys yet (firesift keys create --name NAME)."
+            Console(highlight=False).print(rows_table(keys, columns, empty=empty))
     else:
         if not args.key:
             err("firesift: keys revoke needs the key id or prefix (see firesift keys list)")

@@ -143,22 +143,32 @@ def sparkline(series: tuple[int, ...] | list[int], width: int = 30) -> str:
     )
 
 
+def _clip(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a word with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + "…"
+
+
 def render_table(report: TrendReport) -> Group:
     """A rich renderable: the stories, then the trending terms, each with a sparkline."""
     when = from_ms(report.as_of_ms).strftime("%Y-%m-%d %H:%M UTC")
     minutes = report.window_ms // 60_000
-    stories = Table(title=f"Stories as of {when} (last {minutes} min)", title_justify="left")
+    stories = Table(
+        title=f"Stories as of {when} (last {minutes} min)", title_justify="left", expand=True
+    )
     stories.add_column("status")
-    stories.add_column("story", overflow="fold", ratio=3)
-    stories.add_column("terms", overflow="fold", ratio=1)
+    stories.add_column("story", overflow="fold", ratio=1)
+    stories.add_column("terms", overflow="ellipsis", no_wrap=True, min_width=14, max_width=22)
     stories.add_column("authors", justify="right")
     stories.add_column("volume", no_wrap=True, min_width=SPARK_WIDTH, max_width=SPARK_WIDTH)
     for s in report.stories:
         style = {"emerging": "bold green", "peaking": "bold yellow", "fading": "dim"}[s.status]
         stories.add_row(
             Text(s.status, style=style),
-            Text(s.title or "(no text)"),
-            Text(", ".join(s.terms[:5])),
+            Text(_clip(s.title, 100) or "(no text)"),
+            Text("\n".join(s.terms[:3])),
             str(s.authors),
             Text(sparkline(s.volume, SPARK_WIDTH), style="cyan"),
         )

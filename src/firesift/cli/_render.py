@@ -1,0 +1,148 @@
+"""Human output of the data and admin commands: tables a person reads (``--json`` is for
+scripts and keeps the library's dicts as they are)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from firesift.database import DatabaseStats
+
+
+def size(n: int) -> str:
+    """``3.6 MB``: bytes in decimal units, as file managers show them."""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``5.2 h``, ``234 days``: the one unit a reader needs."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def age(epoch: float | None, now: float | None = None) -> str:
+    """How long ago an instant was: ``just now``, ``3 min ago``; ``never`` for None."""
+    if epoch is None:
+        return "never"
+    ago = max(0.0, (time.time() if now is None else now) - epoch)
+    return "just now" if ago < 1 else f"{duration(ago)} ago"
+
+
+def _when(t: datetime | None) -> str:
+    return "-" if t is None else t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def stats_view(stats: DatabaseStats, where: str, now: float | None = None) -> RenderableType:
+    """Per source: posts and the time span they cover; then the store's size and the index's
+    freshness (documents, changes not yet searchable, last refresh as an age)."""
+    store = stats.store
+    sources = Table(title=f"Posts in {where}", title_justify="left")
+    sources.add_column("source")
+    sources.add_column("posts", justify="right")
+    sources.add_column("first post")
+    sources.add_column("last post")
+    sources.add_column("span", justify="right")
+    for name, s in sorted(store.sources.items()):
+        span = (
+            duration((s.max_created_at - s.min_created_at).total_seconds())
+            if s.min_created_at and s.max_created_at
+            else "-"
+        )
+        sources.add_row(
+            name, f"{s.posts:,}", _when(s.min_created_at), _when(s.max_created_at), span
+        )
+    if len(store.sources) != 1:
+        sources.add_row(
+            Text("all", style="bold"),
+            Text(f"{store.posts:,}", style="bold"),
+            _when(store.min_created_at),
+            _when(store.max_created_at),
+            "",
+        )
+    lag = "caught up" if stats.index_lag == 0 else f"{stats.index_lag:,} changes behind"
+    lines = Text()
+    lines.append("store  ", style="bold")
+    lines.append(
+        f"{size(store.file_bytes)} on disk (+{size(store.wal_bytes)} write-ahead log), "
+        f"{store.tombstones:,} deleted, {store.last_seq:,} changes logged\n"
+    )
+    lines.append("index  ", style="bold")
+    lines.append(
+        f"{stats.indexed_docs:,} docs, {lag}, refreshed {age(stats.index_refreshed_at, now)}"
+    )
+    if not store.sources:
+        return Group(Text(f"No posts in {where} yet (firesift ingest FILE).", style="dim"), lines)
+    return Group(sources, lines)
+
+
+def rows_table(
+    rows: Iterable[Mapping[str, Any]], columns: Iterable[str], *, empty: str
+) -> RenderableType:
+    """A plain table of dicts (``-`` for missing values), or ``empty`` when there are none."""
+    cols = list(columns)
+    table = Table(*cols)
+    n = 0
+    for row in rows:
+        table.add_row(*(str(row.get(c) or "-") for c in cols))
+        n += 1
+    return table if n else Text(empty, style="dim")
+
+
+def eval_view(what: str, result: Mapping[str, Any]) -> RenderableType:
+    """The headline figures of ``firesift eval trends|answers`` (``--json`` has everything)."""
+    table = Table("measure", "value", title=f"firesift eval {what}", title_justify="left")
+    if what == "trends":
+        s = result["summary"]
+        table.add_row("events detected", f"{s['detected']} / {s['events']}")
+        table.add_row("median detection delay", f"{s['median_delay_min']} stream min")
+        table.add_row("slowest detection", f"{s['max_delay_min']} stream min")
+        table.add_row("mean story precision", f"{s['mean_precision']:.1%}")
+        table.add_row(
+            "false stories per hour",
+            f"{s['false_stories_per_hour']} ({s['false_stories']} in {s['scored_hours']} h)",
+        )
+        events = Table()
+        longest = max((len(e["event"]) for e in result["events"]), default=5)
+        events.add_column("event", no_wrap=True, min_width=longest)
+        events.add_column("detected", no_wrap=True, min_width=8)
+        events.add_column("delay", justify="right", no_wrap=True, min_width=9)
+        events.add_column("precision", justify="right", no_wrap=True, min_width=9)
+        events.add_column("story", no_wrap=True, overflow="ellipsis", max_width=40)
+        for e in result["events"]:
+            events.add_row(
+                e["event"],
+                "yes" if e["detected"] else Text("no", style="bold red"),
+                "-" if e.get("delay_min") is None else f"{e['delay_min']} min",
+                "-" if e.get("precision") is None else f"{e['precision']:.0%}",
+                e.get("story_title") or "-",
+            )
+        return Group(table, events)
+    lat = result["latency_ms"]
+    claims = result["claims"]
+    table.add_row("questions", f"{result['questions']} on {result['ingested']:,} posts")
+    table.add_row("recall@10 (answer citations)", f"{result['recall@10']:.1%}")
+    table.add_row("evidence recall@10", f"{result['evidence_recall@10']:.1%}")
+    table.add_row("citation validity", f"{result['citation_validity']:.1%}")
+    table.add_row("grounded answers", f"{result['grounded_share']:.1%}")
+    table.add_row("latency p50 / p99", f"{lat['p50']} / {lat['p99']} ms")
+    table.add_row("claim checks correct", f"{claims['accuracy']:.1%} of {claims['items']}")
+    confusion = ", ".join(f"{k} {v}" for k, v in sorted(claims["confusion"].items()))
+    table.add_row("claim confusion (gold->got)", confusion)
+    return table
