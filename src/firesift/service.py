@@ -41,9 +41,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from firesift.api.live import LiveHub
+from firesift.config import Settings
 from firesift.errors import ConfigError, FiresiftError
 from firesift.pipeline import IngestSummary, Pipeline
 from firesift.post import Event
+from firesift.sources.base import Source, SourceSpec
+from firesift.sources.http import HttpPush
+from firesift.sources.runner import Backoff, Sources
 from firesift.store import Change
 from firesift.trends import TrendReport
 
@@ -129,6 +133,8 @@ class Service:
         stats_every_s: float = 2.0,
         owns_db: bool = False,
         answer_workers: int = 0,
+        sources: Sequence[Source] = (),
+        backoff: Backoff | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -166,6 +172,9 @@ class Service:
         self._stopping = False
         self._pending = 0
         self._pending_lock = threading.Lock()
+        # Every way in is a source: POST /api/ingest is the ``http`` one, always present.
+        self.ingest = HttpPush(SourceSpec("http"), Settings())
+        self.sources = Sources([self.ingest, *sources], self, backoff=backoff)
 
     def _build_pipeline(self, batch_size: int, refresh_ms: int) -> Pipeline:
         pipeline = self.db.pipeline(batch_size=batch_size, refresh_ms=refresh_ms)
@@ -180,13 +189,16 @@ class Service:
             self._writer = threading.Thread(target=self._run, name="firesift-writer", daemon=True)
             self._writer.start()
             self.live.start()
+            self.sources.start()
             for worker in self._answerers:
                 if not worker.wait_ready():
                     log.warning("answers worker %s is not ready; requests will retry", worker.pid)
         return self
 
     def stop(self) -> None:
-        """Finish queued submissions, make them searchable, stop the threads."""
+        """Stop the sources (what they have in flight is stored and acknowledged), finish
+        queued submissions, make them searchable, stop the threads."""
+        self.sources.stop()
         if self._writer is not None:
             self._stopping = True
             self._queue.put(None)
@@ -214,6 +226,10 @@ class Service:
         return self._pending
 
     # -- ingestion -----------------------------------------------------------------------
+
+    def cursor(self, name: str) -> str | None:
+        """The cursor the store holds for ``name`` (a source's resume point)."""
+        return self.db.store.cursor(name)
 
     def submit(
         self,
@@ -382,6 +398,7 @@ class Service:
             "queued": self.queued,
             "live_clients": self.live.clients,
             "uptime_s": round(time.time() - self.started_at, 1),
+            "sources": self.sources.statuses(),
         }
 
 

@@ -14,6 +14,7 @@
                            sees them; otherwise within the ~100 ms freshness budget)
 ``GET /api/live``          Server-Sent Events: ``post``, ``trends``, ``stats``, ``lag``
 ``GET /api/stats``         store, index, ingest and live-feed counters
+``GET /api/sources``       each live source's status (state, posts/s, lag, reconnects, errors)
 =========================  =================================================================
 
 Every blocking call (store, index, engine, parsing) runs in the thread pool.
@@ -21,6 +22,7 @@ Every blocking call (store, index, engine, parsing) runs in the thread pool.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import TYPE_CHECKING, Any
 
@@ -189,7 +191,8 @@ async def api_ingest(request: Request) -> Response:
     summary = IngestSummary()
     events = await _run(_parse_ndjson, raw, fmt, summary)
     if events:
-        await service.submit_async(events, summary=summary, searchable=refresh in ("true", "1"))
+        pushed = service.ingest.push(events, summary, searchable=refresh in ("true", "1"))
+        await asyncio.wrap_future(pushed)
     body = summary.to_dict()
     body["events"] = len(events)
     return _json(body)
@@ -223,8 +226,13 @@ async def api_stats(request: Request) -> Response:
     return _json(await _run(_service(request).stats))
 
 
+async def api_sources(request: Request) -> Response:
+    return _json({"sources": _service(request).sources.statuses()})
+
+
 routes = [
     Route("/api/search", api_search, methods=["GET"]),
+    Route("/api/sources", api_sources, methods=["GET"]),
     Route("/api/trends", api_trends, methods=["GET"]),
     Route("/api/posts/{source}/{id:path}", api_post, methods=["GET"]),
     Route("/api/check", api_check, methods=["POST"]),

@@ -22,7 +22,7 @@ from firesift.formats.base import FORMATS, Format, detect, get, names, register,
 from firesift.formats.canonical import Canonical
 from firesift.formats.jetstream import Jetstream
 from firesift.formats.mastodon import Mastodon
-from firesift.formats.reader import Parsed, Problem, read
+from firesift.formats.reader import Messages, Parsed, Problem, read
 from firesift.formats.twitter_v1 import TwitterV1
 from firesift.formats.x_v2 import XV2
 
@@ -33,6 +33,7 @@ __all__ = [
     "Format",
     "Jetstream",
     "Mastodon",
+    "Messages",
     "Parsed",
     "Problem",
     "TwitterV1",

@@ -45,7 +45,7 @@ from firesift.errors import NotFound, ParseError, UnknownFormat
 from firesift.formats.base import Format, detect, get
 from firesift.post import Event
 
-__all__ = ["MAX_DOCUMENT_BYTES", "MAX_LINE_BYTES", "Parsed", "Problem", "read"]
+__all__ = ["MAX_DOCUMENT_BYTES", "MAX_LINE_BYTES", "Messages", "Parsed", "Problem", "read"]
 
 MAX_LINE_BYTES = 1_048_576
 """Longest accepted JSONL line (1 MiB); X posts are a few KB even with every expansion."""
@@ -241,6 +241,36 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
     elif carry:
         line = b"".join(carry)
         yield lineno + 1, (line if len(line) <= MAX_LINE_BYTES else None)
+
+
+class Messages:
+    """Payloads parsed one at a time, as a live connection receives them (a WebSocket message,
+    an SSE ``data`` field, a stream line), with the detection, unwrapping and error reporting
+    of :func:`read`. ``where`` labels each result (``"jetstream:1234"``)."""
+
+    __slots__ = ("_dispatch",)
+
+    def __init__(self, fmt: str = "auto") -> None:
+        self._dispatch = _Dispatcher(None if fmt == "auto" else get(fmt))
+
+    def parse(self, data: bytes | str, where: str) -> list[Parsed | Problem]:
+        """The results of one message: ``[]`` for a blank keep-alive."""
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+        if not raw or raw.isspace():
+            return []
+        if len(raw) > MAX_LINE_BYTES:
+            return [Problem(where, f"message is longer than {MAX_LINE_BYTES} bytes")]
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return [Problem(where, _json_reason(raw, exc))]
+        return self.value(value, where)
+
+    def value(self, value: Any, where: str) -> list[Parsed | Problem]:
+        """The results of one decoded JSON value."""
+        if type(value) is dict and "response_status" not in value:
+            return [self._dispatch.object(value, where)]
+        return list(self._dispatch.value(value, where))
 
 
 class _Dispatcher:
