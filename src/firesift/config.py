@@ -61,6 +61,14 @@ class Settings:
     llm_base_url: str = _setting("", "OpenAI-compatible endpoint for the llm composer.")
     llm_api_key: str = _setting("", "API key for the LLM endpoint.", secret=True)
     llm_model: str = _setting("", "Model name to ask the LLM endpoint for.")
+    x_bearer_token: str = _setting(
+        "", "X API bearer token for the x (filtered stream) source.", secret=True
+    )
+    mastodon_token: str = _setting(
+        "",
+        "Mastodon user access token for the mastodon source (a source's token= wins).",
+        secret=True,
+    )
 
     def shown(self) -> dict[str, str]:
         """Every setting as display text, secrets masked."""
