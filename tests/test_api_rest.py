@@ -220,3 +220,6 @@ async def test_metrics_is_prometheus_text(client: httpx.AsyncClient, service: Se
         'status="200"}'
     )
     assert samples[key] >= 1
+    # every live source is there, POST /api/ingest's own included, with its state
+    assert samples['firesift_source_state{source="http",state="connected",type="http"}'] in (0, 1)
+    assert types["firesift_source_posts_total"] == "counter"

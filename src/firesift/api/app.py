@@ -134,7 +134,7 @@ def create_app(
     the server listens on: anything but loopback makes API keys mandatory (see
     :mod:`firesift.api.auth`); ``keys`` defaults to the database directory's key file."""
     web = web_dir or WEB_DIR
-    metrics = Metrics()
+    metrics = Metrics(service)
     policy = AuthPolicy(keys or KeyStore(service.db.path), bind_host=host, require_key=require_key)
     routes = [
         *openai_compat.routes,

@@ -1,21 +1,26 @@
-"""``/metrics`` in the Prometheus text exposition format (version 0.0.4), without a client
-library: a few histograms and counters kept here, and gauges read from the service at scrape
-time (so they are never stale and cost nothing between scrapes).
+"""``/metrics`` in the Prometheus text format, through ``prometheus_client``: two latency
+histograms kept here, and every other figure read from the service at scrape time by a
+collector (so gauges are never stale and cost nothing between scrapes).
 
 Request latency is recorded per route *template* (``/api/posts/{source}/{id:path}``, never the
 raw path, so label cardinality stays fixed) from the request's arrival to the end of its
 response; for Server-Sent-Event responses (chat streams, the live feed) it is the time to the
-response headers, and chat streams also record their time to first token.
+response headers, and chat streams also record their time to first token. Live sources are
+labelled by their key and type (``firesift_source_*``).
+
+``prometheus_client`` (about 60 kB, pure Python, no dependencies) replaces a hand-written
+exposition: its escaping, ``_total`` naming and histogram layout are the reference ones.
 """
 
 from __future__ import annotations
 
-import bisect
-import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,197 +28,172 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 if TYPE_CHECKING:
     from firesift.service import Service
 
-__all__ = ["Histogram", "Metrics", "MetricsMiddleware", "metrics_endpoint"]
+__all__ = ["Metrics", "MetricsMiddleware", "metrics_endpoint"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+_TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8"
+"""The classic text format, which generate_latest writes and every Prometheus reads."""
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items())) + "}"
-
-
-def _num(value: float) -> str:
-    if value == float("inf"):
-        return "+Inf"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
-class Histogram:
-    """Cumulative-bucket histogram series keyed by a label tuple."""
-
-    def __init__(self, name: str, help: str, label_names: tuple[str, ...]) -> None:
-        self.name = name
-        self.help = help
-        self.label_names = label_names
-        self.buckets = LATENCY_BUCKETS
-        self._series: dict[tuple[str, ...], list[float]] = {}
-        self._lock = threading.Lock()
-
-    def observe(self, value: float, *labels: str) -> None:
-        i = bisect.bisect_left(self.buckets, value)
-        with self._lock:
-            s = self._series.get(labels)
-            if s is None:
-                s = self._series[labels] = [0.0] * (len(self.buckets) + 3)
-            s[i] += 1
-            s[-2] += value
-            s[-1] += 1
-
-    def render(self) -> Iterable[str]:
-        yield f"# HELP {self.name} {self.help}"
-        yield f"# TYPE {self.name} histogram"
-        with self._lock:
-            series = {k: list(v) for k, v in self._series.items()}
-        for key, s in sorted(series.items()):
-            base = dict(zip(self.label_names, key, strict=True))
-            running = 0.0
-            for i, bound in enumerate((*self.buckets, float("inf"))):
-                running += s[i]
-                yield f"{self.name}_bucket{_labels({**base, 'le': _num(bound)})} {_num(running)}"
-            yield f"{self.name}_sum{_labels(base)} {_num(s[-2])}"
-            yield f"{self.name}_count{_labels(base)} {_num(s[-1])}"
+SOURCE_STATES = ("starting", "connected", "reconnecting", "stopped", "finished")
 
 
 class Metrics:
-    """What the app measures itself (the rest is read from the service when scraped)."""
+    """One app's registry: the latency histograms, and the service read when scraped."""
 
-    def __init__(self) -> None:
+    def __init__(self, service: Service) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Histogram(
             "firesift_http_request_duration_seconds",
             "Time to answer a request (to the headers for event streams).",
             ("route", "method", "status"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.ttft = Histogram(
             "firesift_chat_time_to_first_token_seconds",
             "Streaming chat completions: request arrival to the first content delta.",
-            (),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
+        self.registry.register(_ServiceCollector(service))
 
     def observe_ttft(self, seconds: float) -> None:
         self.ttft.observe(seconds)
 
-    def render(self, service: Service) -> str:
-        lines: list[str] = []
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
 
-        def metric(name: str, kind: str, help: str, value: float) -> None:
-            lines.extend(
-                (f"# HELP {name} {help}", f"# TYPE {name} {kind}", f"{name} {_num(value)}")
-            )
 
+class _ServiceCollector(Collector):
+    """Store, index, ingest, live-feed and source figures, read at scrape time."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        service = self.service
         stats = service.db.stats()
         c = service.counters
-        now = time.time()
-        metric("firesift_store_posts", "gauge", "Visible posts in the store.", stats.store.posts)
-        metric(
-            "firesift_store_tombstones",
-            "gauge",
-            "Deleted posts remembered.",
-            stats.store.tombstones,
+        refreshed = stats.index_refreshed_at
+
+        def gauge(name: str, help: str, value: float) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, help, value=value)
+
+        def counter(name: str, help: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(name, help, value=value)
+
+        yield gauge("firesift_store_posts", "Visible posts in the store.", stats.store.posts)
+        yield gauge(
+            "firesift_store_tombstones", "Deleted posts remembered.", stats.store.tombstones
         )
-        metric(
+        yield gauge(
             "firesift_store_last_seq",
-            "gauge",
             "Sequence number of the store's latest change.",
             stats.store.last_seq,
         )
-        metric(
+        yield gauge(
             "firesift_index_applied_seq",
-            "gauge",
             "Store sequence the search index has applied.",
             stats.index_seq,
         )
-        metric(
+        yield gauge(
             "firesift_index_lag_changes",
-            "gauge",
             "Store changes not yet in the search index (last_seq - applied_seq).",
             stats.index_lag,
         )
-        metric("firesift_index_docs", "gauge", "Documents in the search index.", stats.indexed_docs)
-        refreshed = stats.index_refreshed_at
-        metric(
+        yield gauge("firesift_index_docs", "Documents in the search index.", stats.indexed_docs)
+        yield gauge(
             "firesift_index_freshness_seconds",
-            "gauge",
             "Seconds since the search index last made new posts searchable.",
-            max(0.0, now - refreshed) if refreshed else 0.0,
+            max(0.0, time.time() - refreshed) if refreshed else 0.0,
         )
-        metric(
-            "firesift_ingest_submissions_total",
-            "counter",
-            "Ingest submissions stored.",
-            c.submissions,
+        yield counter("firesift_ingest_submissions", "Ingest submissions stored.", c.submissions)
+        yield counter("firesift_ingest_events", "Events submitted for ingest.", c.events)
+        yield counter("firesift_ingest_posts", "New posts stored.", c.ingested)
+        yield counter("firesift_ingest_duplicates", "Events that changed nothing.", c.duplicates)
+        yield counter("firesift_ingest_updates", "Posts updated (edits, engagement).", c.updated)
+        yield counter("firesift_ingest_deletes", "Posts deleted.", c.deleted)
+        yield counter("firesift_ingest_failures", "Submissions the store refused.", c.failed)
+        yield counter(
+            "firesift_ingest_write_seconds", "Writer thread time spent storing.", c.write_seconds
         )
-        metric("firesift_ingest_events_total", "counter", "Events submitted for ingest.", c.events)
-        metric("firesift_ingest_posts_total", "counter", "New posts stored.", c.ingested)
-        metric(
-            "firesift_ingest_duplicates_total",
-            "counter",
-            "Events that changed nothing.",
-            c.duplicates,
-        )
-        metric(
-            "firesift_ingest_updates_total",
-            "counter",
-            "Posts updated (edits, engagement).",
-            c.updated,
-        )
-        metric("firesift_ingest_deletes_total", "counter", "Posts deleted.", c.deleted)
-        metric(
-            "firesift_ingest_failures_total", "counter", "Submissions the store refused.", c.failed
-        )
-        metric(
-            "firesift_ingest_write_seconds_total",
-            "counter",
-            "Writer thread time spent storing.",
-            c.write_seconds,
-        )
-        metric("firesift_index_commits_total", "counter", "Search index commits.", c.index_commits)
-        metric(
+        yield counter("firesift_index_commits", "Search index commits.", c.index_commits)
+        yield gauge(
             "firesift_ingest_rate_posts_per_second",
-            "gauge",
             "New posts stored per second (10 s average).",
             c.rate(time.monotonic()),
         )
-        metric(
-            "firesift_ingest_queued", "gauge", "Submissions waiting for the writer.", service.queued
+        yield gauge("firesift_ingest_queued", "Submissions waiting for the writer.", service.queued)
+        yield gauge(
+            "firesift_live_clients", "Connected live-feed (SSE) clients.", service.live.clients
         )
-        metric(
-            "firesift_live_clients",
-            "gauge",
-            "Connected live-feed (SSE) clients.",
-            service.live.clients,
-        )
-        metric(
-            "firesift_live_posts_published_total",
-            "counter",
+        yield counter(
+            "firesift_live_posts_published",
             "New posts offered to the live feed.",
             service.live.published,
         )
-        metric(
-            "firesift_live_dropped_total",
-            "counter",
+        yield counter(
+            "firesift_live_dropped",
             "Live events dropped for slow clients.",
             service.live.dropped_total,
         )
-        lines.extend(self.requests.render())
-        lines.extend(self.ttft.render())
-        return "\n".join(lines) + "\n"
+        yield from _source_metrics(service.sources.statuses())
+
+
+def _source_metrics(statuses: list[dict[str, object]]) -> Iterator[Metric]:
+    labels = ["source", "type"]
+    state = GaugeMetricFamily(
+        "firesift_source_state",
+        "1 for the state each live source is in (starting, connected, reconnecting, stopped, "
+        "finished).",
+        labels=[*labels, "state"],
+    )
+    families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
+        "posts": CounterMetricFamily(
+            "firesift_source_posts", "New posts a live source stored.", labels=labels
+        ),
+        "events": CounterMetricFamily(
+            "firesift_source_events", "Events a live source delivered.", labels=labels
+        ),
+        "skipped": CounterMetricFamily(
+            "firesift_source_skipped", "Messages a live source could not parse.", labels=labels
+        ),
+        "reconnects": CounterMetricFamily(
+            "firesift_source_reconnects", "Reconnects of a live source.", labels=labels
+        ),
+        "errors": CounterMetricFamily(
+            "firesift_source_errors", "Errors that ended a live source's connection.", labels=labels
+        ),
+        "posts_per_s": GaugeMetricFamily(
+            "firesift_source_rate_posts_per_second",
+            "New posts a live source stored per second (10 s average).",
+            labels=labels,
+        ),
+        "lag_s": GaugeMetricFamily(
+            "firesift_source_lag_seconds",
+            "Seconds between the newest stored event's time on the source and now.",
+            labels=labels,
+        ),
+    }
+    for s in statuses:
+        values = [str(s["key"]), str(s["source"])]
+        for name in SOURCE_STATES:
+            state.add_metric([*values, name], 1.0 if s["state"] == name else 0.0)
+        for field, family in families.items():
+            value = s.get(field)
+            if isinstance(value, int | float):
+                family.add_metric(values, float(value))
+    yield state
+    yield from families.values()
 
 
 async def metrics_endpoint(request: Request) -> Response:
     import anyio.to_thread
 
     metrics: Metrics = request.app.state.metrics
-    service: Service = request.app.state.service
-    text = await anyio.to_thread.run_sync(metrics.render, service)
-    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+    body = await anyio.to_thread.run_sync(metrics.render)
+    return Response(body, media_type=_TEXT_0_0_4)
 
 
 class MetricsMiddleware:
@@ -239,8 +219,8 @@ class MetricsMiddleware:
             recorded = True
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.observe(
-                time.perf_counter() - t0, path, scope.get("method", ""), str(status)
+            self.metrics.requests.labels(path, scope.get("method", ""), str(status)).observe(
+                time.perf_counter() - t0
             )
 
         async def timed_send(message: Message) -> None:
