@@ -22,7 +22,15 @@ import platformdirs
 
 from firesift.errors import ConfigError
 
-__all__ = ["SETTINGS", "Setting", "Settings", "config_path", "default_db", "load"]
+__all__ = [
+    "SETTINGS",
+    "Setting",
+    "Settings",
+    "config_path",
+    "default_db",
+    "load",
+    "source_tables",
+]
 
 
 def default_db() -> Path:
@@ -122,6 +130,8 @@ SETTINGS: tuple[Setting, ...] = tuple(
     for f in fields(Settings)
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
+_TABLES = ("sources",)
+"""Config-file keys that are tables of their own, not settings."""
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -132,11 +142,11 @@ def _read_file(path: Path) -> dict[str, Any]:
         return {}
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"config file {path}: {e}") from e
-    unknown = sorted(set(data) - set(_BY_NAME))
+    unknown = sorted(set(data) - set(_BY_NAME) - set(_TABLES))
     if unknown:
         raise ConfigError(
             f"config file {path}: unknown setting(s) {', '.join(unknown)}; "
-            f"known: {', '.join(_BY_NAME)}"
+            f"known: {', '.join(_BY_NAME)}, and [[sources]] tables"
         )
     return data
 
@@ -159,8 +169,22 @@ def load(
     values: dict[str, Any] = {}
     for origin, layer in layers:
         for name, raw in layer.items():
+            if name in _TABLES:
+                continue
             setting = _BY_NAME.get(name)
             if setting is None:
                 raise ConfigError(f"unknown setting {name!r} from {origin}")
             values[name] = setting.convert(raw, origin)
     return replace(Settings(), **values)
+
+
+def source_tables(
+    env: Mapping[str, str] | None = None, *, config_file: Path | None = None
+) -> list[tuple[Mapping[str, Any], str]]:
+    """The config file's ``[[sources]]`` tables, each with where it is (for error messages).
+    :meth:`firesift.sources.SourceSpec.from_table` reads one."""
+    path = config_file if config_file is not None else config_path(env)
+    tables = _read_file(path).get("sources", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"config file {path}: sources must be [[sources]] tables")
+    return [(t, f"config file {path}, [[sources]] #{i}") for i, t in enumerate(tables, 1)]

@@ -26,6 +26,7 @@ from firesift.api.app import create_app
 from firesift.api.auth import KeyStore, is_loopback
 from firesift.config import Settings, load
 from firesift.service import Service
+from firesift.sources import Source
 
 __all__ = ["bind", "main", "open_service", "serve", "serve_in_thread"]
 
@@ -95,17 +96,19 @@ def serve(
     settings: Settings,
     *,
     service: Service | None = None,
+    sources: Sequence[Source] = (),
     require_key: bool = False,
     log_level: str = "warning",
     announce: Callable[[str], None] | None = None,
 ) -> None:
     """Serve ``settings.db`` on ``settings.host:settings.port`` until interrupted, then stop
     the service. ``service`` is one the caller built over that database (the demo's, with its
-    replay clock); by default one is opened from ``settings``."""
+    replay clock); by default one is opened from ``settings``, running ``sources`` (the live
+    product: ingest and serve in one process)."""
     sock = bind(settings.host, settings.port)
     keys = KeyStore(settings.db)
     try:
-        service = service or open_service(settings)
+        service = service or open_service(settings, sources=sources)
     except BaseException:
         sock.close()
         raise

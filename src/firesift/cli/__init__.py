@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from firesift import __version__
-from firesift.cli import answers, data, serving
+from firesift.cli import answers, data, live, serving
 from firesift.cli._common import err, out
 from firesift.errors import FiresiftError
 
@@ -27,6 +27,8 @@ EPILOG = """examples:
   firesift ask "Has the Ottawa gunman been identified?" --as-of 2014-10-22T22:00Z
   firesift check "a second gunman is on the loose in Ottawa" --json
   firesift serve --port 8000          # API + web page
+  firesift up --source jetstream --source 'mastodon:mastodon.social?stream=public'
+  firesift serve --source jetstream   # ingest live and serve in one process
   firesift demo                       # the live demo on the bundled real stream
 """
 
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for module in (data, answers, serving):
+    for module in (data, answers, live, serving):
         module.register(add)
 
     p = add("bench", cmd_bench, "Benchmarks on synthetic posts shaped like the real corpus.")

@@ -49,9 +49,15 @@ def _when(t: datetime | None) -> str:
     return "-" if t is None else t.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def stats_view(stats: DatabaseStats, where: str, now: float | None = None) -> RenderableType:
+def stats_view(
+    stats: DatabaseStats,
+    where: str,
+    now: float | None = None,
+    cursors: Mapping[str, str] | None = None,
+) -> RenderableType:
     """Per source: posts and the time span they cover; then the store's size and the index's
-    freshness (documents, changes not yet searchable, last refresh as an age)."""
+    freshness (documents, changes not yet searchable, last refresh as an age); then where each
+    live source will resume (``cursors``, by source key)."""
     store = stats.store
     sources = Table(title=f"Posts in {where}", title_justify="left")
     sources.add_column("source")
@@ -87,9 +93,18 @@ def stats_view(stats: DatabaseStats, where: str, now: float | None = None) -> Re
     lines.append(
         f"{stats.indexed_docs:,} docs, {lag}, refreshed {age(stats.index_refreshed_at, now)}"
     )
-    if not store.sources:
-        return Group(Text(f"No posts in {where} yet (firesift ingest FILE).", style="dim"), lines)
-    return Group(sources, lines)
+    parts: list[RenderableType] = [
+        sources
+        if store.sources
+        else Text(f"No posts in {where} yet (firesift ingest FILE).", style="dim"),
+        lines,
+    ]
+    if cursors:
+        resume = Table("live source", "resumes after", title="Live sources", title_justify="left")
+        for key, value in cursors.items():
+            resume.add_row(Text(key, overflow="fold"), Text(value, overflow="fold"))
+        parts.append(resume)
+    return Group(*parts)
 
 
 def rows_table(
@@ -146,3 +161,83 @@ def eval_view(what: str, result: Mapping[str, Any]) -> RenderableType:
     confusion = ", ".join(f"{k} {v}" for k, v in sorted(claims["confusion"].items()))
     table.add_row("claim confusion (gold->got)", confusion)
     return table
+
+
+_STATE_STYLE = {
+    "connected": "green",
+    "reconnecting": "yellow",
+    "stopped": "bold red",
+    "finished": "dim",
+    "starting": "dim",
+}
+
+
+def _lag(value: float | None) -> str:
+    return "-" if value is None else duration(max(0.0, value))
+
+
+def sources_view(statuses: Iterable[Mapping[str, Any]]) -> RenderableType:
+    """``firesift up``'s status: per source its state (and why), posts stored and their rate,
+    the lag behind the source's clock, reconnects and errors."""
+    table = Table(title="Live sources", title_justify="left")
+    for col, justify in (
+        ("source", "left"),
+        ("state", "left"),
+        ("posts", "right"),
+        ("posts/s", "right"),
+        ("lag", "right"),
+        ("reconnects", "right"),
+        ("errors", "right"),
+        ("last error / reason", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for s in statuses:
+        note = s["reason"] if s["state"] in ("stopped", "finished") else s["last_error"]
+        ended = s["state"] in ("stopped", "finished")
+        table.add_row(
+            Text(s["key"], overflow="fold"),
+            Text(s["state"], style=_STATE_STYLE.get(s["state"], "")),
+            f"{s['posts']:,}",
+            "-" if ended else f"{s['posts_per_s']:,.1f}",
+            _lag(s["lag_s"]),
+            str(s["reconnects"]),
+            str(s["errors"]),
+            Text(note or "-", overflow="fold"),
+        )
+    return table
+
+
+def sources_line(s: Mapping[str, Any]) -> str:
+    """One source's status as one log line (``firesift up`` when stderr is not a terminal)."""
+    line = (
+        f"{s['key']}: {s['state']}, {s['posts']:,} posts ({s['posts_per_s']:,.1f}/s), "
+        f"lag {_lag(s['lag_s'])}, {s['reconnects']} reconnects, {s['errors']} errors"
+    )
+    note = s["reason"] if s["state"] in ("stopped", "finished") else s["last_error"]
+    return f"{line}; {note}" if note else line
+
+
+def registry_view(
+    described: Iterable[Mapping[str, Any]], common: Mapping[str, str]
+) -> RenderableType:
+    """``firesift sources``: each registered source, its argument, options and needed
+    settings, then the options every source takes."""
+    table = Table(title="Live sources (firesift up --source NAME:ARG?opt=value)")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("what it reads")
+    table.add_column("ARG and options")
+    for d in described:
+        parts = Text()
+        if d["arg"]:
+            parts.append(f"ARG: {d['arg']}{'' if d['arg_required'] else ' (optional)'}\n")
+        for opt, help in d["options"].items():
+            parts.append(f"{opt}", style="cyan")
+            parts.append(f": {help}\n")
+        if d["needs"]:
+            envs = ", ".join(f"FIRESIFT_{n.upper()}" for n in d["needs"])
+            parts.append(f"needs: {', '.join(d['needs'])} ({envs})\n", style="yellow")
+        parts.append("resumes from a saved cursor" if d["has_cursor"] else "no resume cursor")
+        table.add_row(d["name"], d["help"], parts)
+    footer = Text("Every source also takes: ")
+    footer.append("; ".join(f"{k} ({v})" for k, v in common.items()))
+    return Group(table, footer)

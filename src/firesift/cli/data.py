@@ -132,19 +132,23 @@ def cmd_trends(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     settings = settings_of(args)
+    from firesift.sources.base import CURSOR_PREFIX as SOURCE_CURSOR_PREFIX
+
     db = open_db(settings)
     try:
         stats = db.stats()
+        cursors = db.store.cursors(SOURCE_CURSOR_PREFIX)
     finally:
         db.close()
+    resume = {name.removeprefix(SOURCE_CURSOR_PREFIX): value for name, value in cursors.items()}
     if args.json:
-        out(stats.to_dict())
+        out({**stats.to_dict(), "source_cursors": resume})
         return 0
     from rich.console import Console
 
     from firesift.cli._render import stats_view
 
-    Console(highlight=False).print(stats_view(stats, str(settings.db)))
+    Console(highlight=False).print(stats_view(stats, str(settings.db), cursors=resume))
     return 0
 
 

@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 
 from firesift.cli._common import Add, db_opt, err, now, out, settings_of
+from firesift.cli.live import configured_sources, source_opt
 from firesift.config import load
 
 
@@ -24,7 +25,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from firesift.api.server import serve
 
     settings = load({"db": args.db, "host": args.host, "port": args.port})
-    serve(settings, require_key=args.require_key, log_level=args.log_level)
+    sources = configured_sources(args.source, settings)
+    serve(settings, sources=sources, require_key=args.require_key, log_level=args.log_level)
     return 0
 
 
@@ -119,6 +121,7 @@ def register(add: Add) -> None:
     p = add("serve", cmd_serve, "Serve the API (OpenAI-compatible + REST + SSE) and web page.")
     _serve_opts(p, "8000")
     db_opt(p)
+    source_opt(p)
     p.add_argument(
         "--require-key",
         action="store_true",

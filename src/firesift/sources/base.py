@@ -46,12 +46,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMON_OPTIONS",
+    "CURSOR_PREFIX",
     "ENTRY_POINT_GROUP",
     "Batch",
     "Fatal",
     "Retry",
     "Source",
     "SourceSpec",
+    "build",
+    "build_all",
+    "cursor_key",
     "get",
     "names",
     "register",
@@ -295,7 +299,10 @@ def get(name: str) -> type[Source]:
     ep = _entry_points().get(name)
     if ep is None:
         raise NotFound(f"unknown source {name!r}; known: {', '.join(names())}")
-    cls = ep.load()
+    try:
+        cls = ep.load()
+    except Exception as e:  # a broken plugin must not take the others down
+        raise ConfigError(f"source {name!r} ({ep.value}) cannot be loaded: {e}") from e
     if not (isinstance(cls, type) and issubclass(cls, Source)):
         raise ConfigError(f"entry point {ep.value} for source {name!r} is not a Source class")
     return cls
@@ -315,7 +322,35 @@ def unregister(name: str) -> None:
     _REGISTERED.pop(name, None)
 
 
+CURSOR_PREFIX = "source:"
+"""Store cursor names of live sources start with this; the source's key follows."""
+
+
+def cursor_key(key: str) -> str:
+    """The store's cursor name for the source keyed ``key``."""
+    return f"{CURSOR_PREFIX}{key}"
+
+
 def build(uri_or_spec: str | SourceSpec, settings: Settings) -> Source:
     """A configured source from a URI or a spec."""
     spec = uri_or_spec if isinstance(uri_or_spec, SourceSpec) else SourceSpec.parse(uri_or_spec)
     return get(spec.name).configure(spec, settings)
+
+
+def build_all(
+    uris: Sequence[str],
+    settings: Settings,
+    tables: Sequence[tuple[Mapping[str, Any], str]] = (),
+) -> list[Source]:
+    """The sources of the config file's ``[[sources]]`` tables (``(table, where)``, see
+    :func:`firesift.config.source_tables`) followed by those of ``uris`` (the command line).
+    Errors name the URI or the table they come from."""
+    specs = [(SourceSpec.from_table(t, where), where) for t, where in tables]
+    specs += [(SourceSpec.parse(uri), f"--source {uri}") for uri in uris]
+    built: list[Source] = []
+    for spec, where in specs:
+        try:
+            built.append(get(spec.name).configure(spec, settings))
+        except (ConfigError, NotFound) as e:
+            raise ConfigError(f"{where}: {e}") from None
+    return built

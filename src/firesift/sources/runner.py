@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from firesift.errors import ConfigError
-from firesift.sources.base import Batch, Fatal, Retry, Source
+from firesift.sources.base import Batch, Fatal, Retry, Source, cursor_key
 
 if TYPE_CHECKING:
     from firesift.pipeline import IngestSummary
@@ -131,6 +131,7 @@ class SourceStatus:
             "posts": self.posts,
             "duplicates": self.duplicates,
             "skipped": self.skipped,
+            "batches": self.batches,
             "last_problem": self.last_problem,
             "posts_per_s": round(self.rate(), 2),
             "last_event_at": None if self.last_event_at is None else self.last_event_at.isoformat(),
@@ -171,7 +172,7 @@ class SourceRunner:
         self.queue_batches = queue_batches
         self.status = SourceStatus(self.key, source.name)
         self._inflight: deque[tuple[asyncio.Future[IngestSummary], list[Batch]]] = deque()
-        self._cursor_key = f"source:{self.key}"
+        self._cursor_key = cursor_key(self.key)
 
     async def run(self) -> SourceStatus:
         """Run until done; returns the final status. Cancelling drains what is in flight (so
@@ -228,10 +229,7 @@ class SourceRunner:
                 if item is _END:
                     await self._drain()
                     return delivered
-                if not delivered:
-                    delivered = True
-                    self.status.state, self.status.reason = "connected", ""
-                    self.status.connected_at = time.time()
+                delivered = True
                 group = [item]
                 events = len(item.events)
                 while item.summary is None and events < self.batch_events and not queue.empty():
@@ -271,6 +269,7 @@ class SourceRunner:
 
     async def _read(self, stream: AsyncIterator[Batch], queue: asyncio.Queue[Any]) -> None:
         stall = self.source.stall_after
+        st = self.status
         try:
             while True:
                 try:
@@ -280,6 +279,8 @@ class SourceRunner:
                     return
                 except TimeoutError:
                     raise _Stalled(f"no data for {stall:g} s") from None
+                if st.state != "connected":  # anything at all, a keep-alive too, is a connection
+                    st.state, st.reason, st.connected_at = "connected", "", time.time()
                 if batch.keepalive:
                     continue
                 await queue.put(batch)

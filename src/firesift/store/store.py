@@ -205,6 +205,15 @@ class Store:
             row = db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
 
+    def cursors(self, prefix: str = "") -> dict[str, str]:
+        """Every saved position whose name starts with ``prefix``, by name."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT name, value FROM cursors WHERE substr(name, 1, ?) = ? ORDER BY name",
+                (len(prefix), prefix),
+            ).fetchall()
+        return {str(n): str(v) for n, v in rows}
+
     def last_seq(self) -> int:
         """The seq of the latest change (0 for an empty store)."""
         with self._read() as db:
