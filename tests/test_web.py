@@ -540,3 +540,48 @@ def test_a_401_asks_for_an_api_key_and_sends_it(page: Page) -> None:
     expect(page.locator("#key-form")).to_be_hidden()
     page.press("#search-q", "Enter")
     expect(page.locator("#search-results article.post").first).to_be_visible()
+
+
+# ---- live sources -------------------------------------------------------------------------
+
+
+def test_live_sources_panel_shows_each_source_and_why_one_stopped(
+    browser: Browser, browser_context_args: dict[str, Any], real_data: Path, tmp_path: Path
+) -> None:
+    """``firesift serve --source ...``: the panel lists every source with its state and posts,
+    the reason a stopped one stopped, and follows a growing file as it grows."""
+    lines = (real_data / "rumoureval2017" / "posts.jsonl").read_bytes().splitlines(True)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(b"".join(lines[:40]))
+    missing = tmp_path / "missing.jsonl"
+    log = tmp_path / "serve.log"
+    cmd = [sys.executable, "-m", "firesift.cli", "serve", "--db", str(tmp_path / "db")]
+    cmd += ["--port", "0", "--source", f"file:{feed}?follow=true&poll=0.05&name=archive"]
+    cmd += ["--source", f"file:{missing}"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=_env(tmp_path / "home"), stdout=out, stderr=out)
+    context = browser.new_context(**browser_context_args)
+    try:
+        url = _announced_url(proc, log)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        archive = page.locator('#feeds-list > li[data-key="archive"]')
+        expect(archive.locator(".feed-state")).to_have_text("connected", timeout=15_000)
+        expect(archive.locator(".feed-figures")).to_contain_text("40 posts", timeout=15_000)
+        stopped = page.locator(f'#feeds-list > li[data-key="file:{missing}"]')
+        expect(stopped.locator(".feed-state")).to_have_text("stopped")
+        expect(stopped.locator(".feed-why")).to_have_text(f"no such file: {missing}")
+        http = page.locator('#feeds-list > li[data-key="http"]')
+        expect(http.locator(".feed-name")).to_have_text("http (POST /api/ingest)")
+        expect(http.locator(".feed-state")).to_have_text("connected")
+        with feed.open("ab") as fh:
+            fh.write(b"".join(lines[40:55]))
+        expect(archive.locator(".feed-figures")).to_contain_text("55 posts", timeout=15_000)
+        page.screenshot(path=str(tmp_path / "feeds.png"), full_page=True)
+        assert errors == [], f"script errors on the page: {errors}"
+    finally:
+        context.close()
+        proc.terminate()
+        proc.wait(timeout=30)

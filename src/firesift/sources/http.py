@@ -41,6 +41,7 @@ class HttpPush(Source):
             self._loop = asyncio.get_running_loop()
             self._queue = asyncio.Queue(64)
             self._ready.set()
+        yield Batch()  # accepting pushes from here on: the status says connected
         while True:
             yield await self._queue.get()
 

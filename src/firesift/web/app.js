@@ -8,6 +8,7 @@ import {
   emptyBox,
   errorBox,
   evidenceHeader,
+  feedRow,
   fmtNum,
   fmtTime,
   postCard,
@@ -394,8 +395,23 @@ function connectLive() {
     stats(stats) {
       state.stats = stats;
       liveStatus();
+      renderFeeds(stats.sources || []);
     },
   });
+}
+
+// ---- live sources ------------------------------------------------------------------------
+
+function renderFeeds(statuses) {
+  $("feeds-list").replaceChildren(...statuses.map(feedRow));
+}
+
+async function loadFeeds() {
+  try {
+    renderFeeds((await getJSON("/api/sources")).sources);
+  } catch (err) {
+    $("feeds-list").replaceChildren(errorBox(message(err)));
+  }
 }
 
 // ---- time control ------------------------------------------------------------------------
@@ -445,4 +461,5 @@ initCheck();
 initTime();
 connectLive();
 loadTrends();
+loadFeeds();
 document.body.dataset.ready = "true";

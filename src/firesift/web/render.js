@@ -385,3 +385,38 @@ export class AnswerWriter {
     this.target.append(chip);
   }
 }
+
+function ago(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "–";
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 48 * 3600) return `${(seconds / 3600).toFixed(1)} h`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+
+/** One live source's status (GET /api/sources, event: stats): state, posts, rate, lag, faults. */
+export function feedRow(s) {
+  const ended = s.state === "stopped" || s.state === "finished";
+  const name = s.source === "http" && s.key === "http" ? "http (POST /api/ingest)" : s.key;
+  const faults = [
+    s.reconnects ? plural(s.reconnects, "reconnect") : null,
+    s.errors ? plural(s.errors, "error") : null,
+    s.skipped ? `${fmtNum(s.skipped)} skipped` : null,
+  ].filter(Boolean);
+  const why = ended ? s.reason : s.last_error;
+  return el(
+    "li",
+    { class: `feed feed-${s.state}`, "data-key": s.key },
+    el("span", { class: "feed-name", title: s.key }, name),
+    el("span", { class: `badge feed-state state-${s.state}` }, s.state),
+    el(
+      "span",
+      { class: "feed-figures" },
+      `${plural(s.posts, "post")}`,
+      ended ? "" : ` · ${fmtNum(s.posts_per_s)}/s`,
+      s.lag_s === null || s.lag_s === undefined ? "" : ` · lag ${ago(s.lag_s)}`,
+      faults.length ? ` · ${faults.join(", ")}` : "",
+    ),
+    why ? el("span", { class: "feed-why hint" }, why) : null,
+  );
+}
