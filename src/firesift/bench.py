@@ -399,23 +399,40 @@ def bench_serve(work: Path, posts: int | None, log: Log) -> Result:
     return run_serve(work, posts, log)
 
 
-BENCHES: dict[str, Callable[[Path, int | None, Log], Result]] = {
+def bench_source(work: Path, posts: int | None, log: Log, target: str | None = None) -> Result:
+    from firesift.sources.bench import bench_source as run_source
+
+    return run_source(work, posts, log, target)
+
+
+BENCHES: dict[str, Callable[..., Result]] = {
     "ingest": bench_ingest,
     "freshness": bench_freshness,
     "search": bench_search,
     "trends": bench_trends,
     "answer": bench_answer,
     "serve": bench_serve,
+    "source": bench_source,
 }
+TARGETED = {"source"}
+"""Benches that take a target (``firesift bench source jetstream``)."""
 
 
-def run(what: str, *, posts: int | None, workdir: Path | None, log: Log) -> Result:
+def run(
+    what: str,
+    *,
+    posts: int | None,
+    workdir: Path | None,
+    log: Log,
+    target: str | None = None,
+) -> Result:
     names = list(BENCHES) if what == "all" else [what]
     results: Result = {"machine": machine()}
     for name in names:
         base = Path(tempfile.mkdtemp(prefix=f"firesift-bench-{name}-", dir=workdir))
         try:
-            results[name] = BENCHES[name](base, posts, log)
+            extra = {"target": target} if name in TARGETED else {}
+            results[name] = BENCHES[name](base, posts, log, **extra)
         finally:
             shutil.rmtree(base, ignore_errors=True)
     return results

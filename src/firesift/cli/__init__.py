@@ -36,7 +36,12 @@ EPILOG = """examples:
 def cmd_bench(args: argparse.Namespace) -> int:
     from firesift import bench
 
-    results = bench.run(args.what, posts=args.posts, workdir=args.workdir, log=err)
+    if args.target is not None and args.what not in bench.TARGETED:
+        err(f"firesift bench {args.what} takes no target ({args.target!r} given)")
+        return 2
+    results = bench.run(
+        args.what, posts=args.posts, workdir=args.workdir, log=err, target=args.target
+    )
     if args.json:
         out(results)
     else:
@@ -68,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("bench", cmd_bench, "Benchmarks on synthetic posts shaped like the real corpus.")
     p.add_argument("what", choices=[*BENCHES, "all"])
+    p.add_argument("target", nargs="?", help="for source: jetstream or nats (default: both)")
     p.add_argument("--posts", type=int, default=None, help="how many synthetic posts")
     p.add_argument("--workdir", type=Path, default=None, help="where to build (default: temp)")
     p.add_argument("--json", action="store_true")
