@@ -33,10 +33,15 @@ __all__ = ["TARGETS", "bench_source", "jetstream_messages"]
 Log = Callable[[str], None]
 
 
+_SENT_AT = 1_000_000_000_000_000
+"""``time_us`` placeholder (16 digits, like a real one) the load servers stamp at send time."""
+_PLACEHOLDER = str(_SENT_AT)
+
+
 def jetstream_messages(n: int) -> list[bytes]:
-    """``n`` Jetstream v1 ``commit`` / ``create`` events of ``app.bsky.feed.post`` records."""
+    """``n`` Jetstream v1 ``commit`` / ``create`` events of ``app.bsky.feed.post`` records,
+    ``time_us`` to be stamped when sent (:func:`stamp`)."""
     stream = SyntheticStream()
-    now_us = int(time.time() * 1_000_000)
     out = []
     for i in range(n):
         post: dict[str, Any] = stream.post()
@@ -45,7 +50,7 @@ def jetstream_messages(n: int) -> list[bytes]:
             orjson.dumps(
                 {
                     "did": did,
-                    "time_us": now_us + i,
+                    "time_us": _SENT_AT,
                     "kind": "commit",
                     "commit": {
                         "rev": f"3bench{i:013d}",
@@ -64,6 +69,11 @@ def jetstream_messages(n: int) -> list[bytes]:
             )
         )
     return out
+
+
+def stamp(frame: str) -> str:
+    """The frame with ``time_us`` set to now, as Jetstream stamps what it relays."""
+    return frame.replace(_PLACEHOLDER, str(int(time.time() * 1_000_000)), 1)
 
 
 def _free_port() -> int:
@@ -136,10 +146,46 @@ def _consume(work: Path, uri: str, n: int, log: Log) -> dict[str, Any]:
     }
 
 
+def _direct(work: Path, messages: list[bytes], log: Log) -> float:
+    """The same-run baseline: the same events parsed and submitted straight to a service (no
+    socket, no source, no runner), until search sees them. Posts per second."""
+    from firesift.database import Database
+    from firesift.formats.reader import Messages, Parsed
+    from firesift.service import Service
+
+    log("source: baseline, the same events straight into the service")
+    db = Database(work / "direct")
+    service = Service(db, owns_db=True)
+    parse = Messages("jetstream").parse
+    t0 = time.perf_counter()
+    service.start()
+    try:
+        futures = []
+        for i in range(0, len(messages), 1000):
+            events = [
+                e
+                for m in messages[i : i + 1000]
+                for r in parse(stamp(m.decode()).encode(), "bench")
+                if isinstance(r, Parsed)
+                for e in r.events
+            ]
+            futures.append(service.submit(events))
+        for f in futures:
+            f.result()
+        while db.index.num_docs < len(messages):
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - t0
+    finally:
+        service.stop()
+    return len(messages) / elapsed
+
+
 def _bench_jetstream(work: Path, n: int, log: Log) -> dict[str, Any]:
     log(f"source jetstream: building {n:,} Jetstream v1 post events")
+    messages = jetstream_messages(n)
     feed = work / "events.jsonl"
-    feed.write_bytes(b"\n".join(jetstream_messages(n)) + b"\n")
+    feed.write_bytes(b"\n".join(messages) + b"\n")
+    direct = _direct(work, messages, log)
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "firesift.sources.bench", "serve-jetstream", str(feed), str(port)],
@@ -151,7 +197,12 @@ def _bench_jetstream(work: Path, n: int, log: Log) -> dict[str, Any]:
         result = _consume(work, f"jetstream:ws://127.0.0.1:{port}/subscribe", n, log)
     finally:
         _stop(server)
-    return {"protocol": "Jetstream v1 over WebSocket (uncompressed)", **result}
+    return {
+        "protocol": "Jetstream v1 over WebSocket (uncompressed)",
+        **result,
+        "baseline_service_posts_per_s": round(direct),
+        "share_of_baseline": round(result["messages_per_s_to_searchable"] / direct, 2),
+    }
 
 
 def _nats_server() -> str:
@@ -184,7 +235,8 @@ def _bench_nats(work: Path, n: int, log: Log) -> dict[str, Any]:
             await js.add_stream(name="POSTS", subjects=["posts.>"])
             pending: list[Any] = []
             for m in messages:
-                pending.append(await js.publish_async("posts.bsky", m))
+                data = stamp(m.decode()).encode()
+                pending.append(await js.publish_async("posts.bsky", data))
                 if len(pending) >= 4000:
                     await asyncio.gather(*pending)
                     pending.clear()
@@ -197,7 +249,13 @@ def _bench_nats(work: Path, n: int, log: Log) -> dict[str, Any]:
         result = _consume(work, uri, n, log)
     finally:
         _stop(server)
-    return {"protocol": "NATS JetStream, durable pull consumer, ack after store", **result}
+    direct = _direct(work, messages, log)
+    return {
+        "protocol": "NATS JetStream, durable pull consumer, ack after store",
+        **result,
+        "baseline_service_posts_per_s": round(direct),
+        "share_of_baseline": round(result["messages_per_s_to_searchable"] / direct, 2),
+    }
 
 
 TARGETS: dict[str, Callable[[Path, int, Log], dict[str, Any]]] = {
@@ -231,7 +289,7 @@ def _serve_jetstream(feed: Path, port: int) -> None:
 
     async def handler(ws: ServerConnection) -> None:
         for frame in frames:
-            await ws.send(frame)
+            await ws.send(stamp(frame))
         await ws.wait_closed()
 
     async def main() -> None:
