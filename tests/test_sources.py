@@ -106,6 +106,8 @@ def test_uri_parses_name_arg_and_options() -> None:
     assert SourceSpec.parse("Jetstream").name == "jetstream"
     assert SourceSpec.parse("mastodon:a?name=main&stall=30").key == "main"
     assert SourceSpec.parse("mastodon:a?stall=30&stream=public").key == "mastodon:a?stream=public"
+    # credentials never reach the key (the cursor's name, the status, the logs)
+    assert SourceSpec.parse("mastodon:a?token=s3cret&stream=user").key == "mastodon:a?stream=user"
 
 
 def test_unknown_options_are_refused_naming_the_known_ones(tmp_path: Path) -> None:

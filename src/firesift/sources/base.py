@@ -48,6 +48,7 @@ __all__ = [
     "COMMON_OPTIONS",
     "CURSOR_PREFIX",
     "ENTRY_POINT_GROUP",
+    "SECRET_OPTIONS",
     "Batch",
     "Fatal",
     "Retry",
@@ -69,6 +70,10 @@ COMMON_OPTIONS: Mapping[str, str] = {
     "stall": "seconds without a byte (not even a keep-alive) before reconnecting",
 }
 """Options every source accepts; the runner reads them."""
+
+SECRET_OPTIONS = frozenset({"token", "password", "creds", "bearer_token"})
+"""Options that hold credentials: never part of a source's key (its cursor name and status), so
+they are not stored, logged or shown."""
 
 
 class Fatal(FiresiftError):
@@ -174,7 +179,11 @@ class SourceSpec:
         """The cursor and status key: the ``name`` option, else the URI without it."""
         if "name" in self.options:
             return self.options["name"]
-        rest = {k: v for k, v in self.options.items() if k not in COMMON_OPTIONS}
+        rest = {
+            k: v
+            for k, v in self.options.items()
+            if k not in COMMON_OPTIONS and k not in SECRET_OPTIONS
+        }
         return SourceSpec(self.name, self.arg, rest).uri
 
 
