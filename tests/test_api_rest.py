@@ -111,6 +111,10 @@ async def test_ingest_ndjson_reports_bad_lines_and_keeps_the_rest(
     assert ids == {"77001", "77002"}
     again = await client.post("/api/ingest", content=good + b"\n")
     assert again.json()["duplicates"] == 1
+    # POST /api/ingest is the http source: its status counts what the pushes stored
+    sources = (await client.get("/api/sources")).json()["sources"]
+    http = next(s for s in sources if s["key"] == "http")
+    assert http["state"] == "connected" and http["posts"] >= 2 and http["duplicates"] >= 1
 
 
 async def test_ingest_bluesky_and_read_a_post_by_at_uri(tmp_path: Path, fixtures_dir: Path) -> None:
