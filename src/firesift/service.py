@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import queue
 import threading
@@ -308,7 +309,7 @@ class Service:
         except Exception as exc:
             counters.failed += 1
             log.exception("ingest failed")
-            item.future.set_exception(exc)
+            _settle(item.future, error=exc)
         else:
             counters.submissions += 1
             counters.events += len(item.events)
@@ -319,7 +320,7 @@ class Service:
             counters.recent.append((time.monotonic(), s.ingested - before[0]))
             if item.searchable:
                 self._commit(pipeline, force=True)
-            item.future.set_result(s)
+            _settle(item.future, result=s)
         finally:
             counters.write_seconds += time.perf_counter() - t0
             with self._pending_lock:
@@ -400,6 +401,22 @@ class Service:
             "uptime_s": round(time.time() - self.started_at, 1),
             "sources": self.sources.statuses(),
         }
+
+
+def _settle(
+    future: concurrent.futures.Future[IngestSummary],
+    *,
+    result: IngestSummary | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """Resolve a submission's future unless its submitter gave up on it (a source runner
+    cancelled while stopping): what was stored stays stored, it is just not acknowledged."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert result is not None
+            future.set_result(result)
 
 
 _IDLE = _Submission((), IngestSummary(), None, concurrent.futures.Future())

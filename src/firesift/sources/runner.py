@@ -434,6 +434,7 @@ class Sources:
         loop = self._loop
         if loop is not None and loop.is_running():
             for t in self._tasks:
-                loop.call_soon_threadsafe(t.cancel)
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: all ended
+                    loop.call_soon_threadsafe(t.cancel)
         if self._thread is not None:
             self._thread.join(timeout)
