@@ -119,7 +119,7 @@ def test_unknown_options_are_refused_naming_the_known_ones(tmp_path: Path) -> No
 
 def test_registry_lists_built_ins_from_entry_points_and_run_time_plugins() -> None:
     names = sources.names()
-    for builtin in ("file", "http", "jetstream", "mastodon", "nats", "rss", "x"):
+    for builtin in ("file", "http", "jetstream", "mastodon"):
         assert builtin in names
     assert "scripted" in names  # registered at run time, exactly like a plugin
     with pytest.raises(ValueError, match="already registered"):
