@@ -3,13 +3,15 @@ and waiting on what the store (not the source) says it holds."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from firesift.config import Settings
 from firesift.database import Database
@@ -17,8 +19,30 @@ from firesift.service import Service
 from firesift.sources import Source, build
 from firesift.sources.runner import Backoff
 
+T = TypeVar("T")
+
 FAST = Backoff(scale=0.01, jitter=0.0)
 """Back-off for tests: X's schedule shrunk a hundredfold."""
+
+
+def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to its end on a fresh event loop in a thread of its own, so a test does
+    not depend on whether the main thread already runs a loop (Playwright's sync API does)."""
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            result.append(asyncio.run(make()))
+        except BaseException as e:
+            error.append(e)
+
+    thread = threading.Thread(target=main, name="test-async")
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
 
 
 def free_port() -> int:

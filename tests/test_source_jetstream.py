@@ -27,7 +27,14 @@ from firesift.formats.reader import Messages, Parsed
 from firesift.post import Delete, Post
 from firesift.service import Service
 from firesift.sources.jetstream import PUBLIC_ENDPOINTS, JetstreamSource
-from source_harness import free_port, live_service, source, status, stored_ids, wait_for
+from source_harness import (
+    free_port,
+    live_service,
+    source,
+    status,
+    stored_ids,
+    wait_for,
+)
 
 POST = "app.bsky.feed.post"
 WANTED = ("app.bsky.feed.post", "app.bsky.feed.like", "app.bsky.feed.repost")

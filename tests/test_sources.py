@@ -25,7 +25,7 @@ from firesift.pipeline import IngestSummary
 from firesift.post import Event, Post
 from firesift.sources import Batch, Fatal, Retry, Source, SourceSpec, build, build_all
 from firesift.sources.runner import Backoff, SourceRunner
-from source_harness import live_service, status, stored_ids, wait_for
+from source_harness import live_service, run_async, status, stored_ids, wait_for
 
 # -- a scripted source -------------------------------------------------------------------------
 
@@ -342,7 +342,11 @@ class HeldSink:
         return None
 
 
-async def test_a_slow_store_holds_the_source_back(posts: list[Post]) -> None:
+def test_a_slow_store_holds_the_source_back(posts: list[Post]) -> None:
+    run_async(lambda: _slow_store(posts))
+
+
+async def _slow_store(posts: list[Post]) -> None:
     many = batches(posts[:600], 1)  # 600 one-post batches
     Scripted.SCRIPTS["flood"] = [[*many, "end"]]
     sink = HeldSink()
@@ -364,9 +368,11 @@ async def test_a_slow_store_holds_the_source_back(posts: list[Post]) -> None:
     assert st.state == "finished" and st.posts == 600
 
 
-async def test_a_store_failure_refuses_the_batch_and_never_acknowledges(
-    posts: list[Post],
-) -> None:
+def test_a_store_failure_refuses_the_batch_and_never_acknowledges(posts: list[Post]) -> None:
+    run_async(lambda: _store_failure(posts))
+
+
+async def _store_failure(posts: list[Post]) -> None:
     refused: list[str] = []
     acked: list[int] = []
 
@@ -385,6 +391,3 @@ async def test_a_store_failure_refuses_the_batch_and_never_acknowledges(
     st = await runner.run()
     assert refused == ["disk full"] and acked == []
     assert st.errors == 2 and st.last_error == "stop here"
-
-
-pytestmark = pytest.mark.anyio
