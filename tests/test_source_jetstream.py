@@ -30,6 +30,7 @@ from firesift.sources.jetstream import PUBLIC_ENDPOINTS, JetstreamSource
 from source_harness import (
     free_port,
     live_service,
+    run_async,
     source,
     status,
     stored_ids,
@@ -460,7 +461,8 @@ def test_uris_and_bad_options(fixtures_dir: Path) -> None:
     with pytest.raises(ConfigError, match="leave cursor out of the URL"):
         jetstream("jetstream:wss://example.org/subscribe?cursor=1")
     with pytest.raises(ConfigError, match="options_update exists on v1"):
-        asyncio.run(jetstream("jetstream?version=2").update_options(collections=[POST]))
+        v2 = jetstream("jetstream?version=2")
+        run_async(lambda: v2.update_options(collections=[POST]))
 
 
 def test_v2_info_sync_and_unknown_frames(
