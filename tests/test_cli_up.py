@@ -33,7 +33,8 @@ def test_sources_lists_every_registered_source(tmp_path: Path) -> None:
     r = run("sources", "--json", env=env_for(tmp_path))
     assert r.returncode == 0, r.stderr
     listed = {d["name"]: d for d in json.loads(r.stdout)}
-    assert {"file", "http", "jetstream", "mastodon"} <= set(listed)
+    assert {"file", "http", "jetstream", "mastodon", "rss", "x"} <= set(listed)
+    assert listed["x"]["needs"] == ["x_bearer_token"]
     assert listed["jetstream"]["has_cursor"] is True
     assert "follow" in listed["file"]["options"]
     human = run("sources", env=env_for(tmp_path))
@@ -118,6 +119,7 @@ def test_up_reads_sources_from_the_config_file(tmp_path: Path, lines: list[bytes
         ((), "no sources; give --source"),
         (("--source", "nope"), "--source nope: unknown source 'nope'; known: file"),
         (("--source", "mastodon"), "source mastodon needs an argument"),
+        (("--source", "x"), "source x needs x_bearer_token (set FIRESIFT_X_BEARER_TOKEN)"),
         (("--source", "http"), "the http source is firesift serve's POST /api/ingest"),
     ],
 )

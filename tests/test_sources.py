@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +25,7 @@ from firesift.formats import Parsed, read
 from firesift.pipeline import IngestSummary
 from firesift.post import Event, Post
 from firesift.sources import Batch, Fatal, Retry, Source, SourceSpec, build, build_all
+from firesift.sources.base import retry_after
 from firesift.sources.runner import Backoff, SourceRunner
 from source_harness import live_service, run_async, status, stored_ids, wait_for
 
@@ -119,7 +121,7 @@ def test_unknown_options_are_refused_naming_the_known_ones(tmp_path: Path) -> No
 
 def test_registry_lists_built_ins_from_entry_points_and_run_time_plugins() -> None:
     names = sources.names()
-    for builtin in ("file", "http", "jetstream", "mastodon"):
+    for builtin in ("file", "http", "jetstream", "mastodon", "rss", "x"):
         assert builtin in names
     assert "scripted" in names  # registered at run time, exactly like a plugin
     with pytest.raises(ValueError, match="already registered"):
@@ -391,3 +393,22 @@ async def _store_failure(posts: list[Post]) -> None:
     st = await runner.run()
     assert refused == ["disk full"] and acked == []
     assert st.errors == 2 and st.last_error == "stop here"
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    from email.utils import format_datetime
+
+    assert retry_after({"retry-after": "120"}) == 120.0
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    assert 80 <= (retry_after({"retry-after": soon}) or 0) <= 90
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # past: now
+    assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({}) is None
+
+
+def test_bool_options_are_checked_once_for_every_source(tmp_path: Path) -> None:
+    src = build(f"file:{tmp_path}/a.jsonl?follow=yes", Settings())
+    assert src.bool_option("follow", False) is True
+    assert src.bool_option("absent", True) is True
+    with pytest.raises(ConfigError, match="follow must be true or false, got 'maybe'"):
+        build(f"file:{tmp_path}/a.jsonl?follow=maybe", Settings()).bool_option("follow", False)

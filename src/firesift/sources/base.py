@@ -32,7 +32,8 @@ import importlib.metadata
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
 
@@ -60,6 +61,7 @@ __all__ = [
     "get",
     "names",
     "register",
+    "retry_after",
     "unregister",
 ]
 
@@ -263,6 +265,17 @@ class Source(ABC):
             raise ConfigError(f"source {self.spec.key}: {key} must be >= 0, got {raw}")
         return value
 
+    def bool_option(self, key: str, default: bool) -> bool:
+        """``true/false`` (or ``1/0``, ``yes/no``); anything else is refused naming the key."""
+        raw = self.spec.options.get(key, "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("true", "1", "yes"):
+            return True
+        if raw in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"source {self.spec.key}: {key} must be true or false, got {raw!r}")
+
     @property
     def stall_after(self) -> float:
         return self.float_option("stall", self.stall_s)
@@ -363,3 +376,21 @@ def build_all(
         except (ConfigError, NotFound) as e:
             raise ConfigError(f"{where}: {e}") from None
     return built
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds an HTTP ``Retry-After`` header asks to wait: delay-seconds or an HTTP date
+    (RFC 9110 section 10.2.3); None when absent or unreadable. What :class:`Retry` ``after``
+    takes."""
+    value = headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -43,15 +43,8 @@ class FileSource(Source):
     def path(self) -> Path:
         return Path(self.spec.arg).expanduser()
 
-    @property
-    def follow(self) -> bool:
-        value = self.option("follow", "false").lower()
-        if value not in ("true", "false", "1", "0", "yes", "no"):
-            raise Fatal(f"source {self.spec.key}: follow must be true or false, got {value!r}")
-        return value in ("true", "1", "yes")
-
     async def stream(self, cursor: str | None) -> AsyncIterator[Batch]:
-        follow, poll = self.follow, self.float_option("poll", 0.2)
+        follow, poll = self.bool_option("follow", False), self.float_option("poll", 0.2)
         messages = Messages(self.option("format", "auto"))
         while True:
             try:

@@ -95,7 +95,7 @@ from firesift import __version__
 from firesift.config import Settings
 from firesift.errors import ConfigError
 from firesift.formats.reader import MAX_LINE_BYTES, Messages, Parsed, Problem
-from firesift.sources.base import Batch, Fatal, Retry, Source, SourceSpec
+from firesift.sources.base import Batch, Fatal, Retry, Source, SourceSpec, retry_after
 
 __all__ = [
     "DEFAULT_COLLECTIONS",
@@ -245,10 +245,8 @@ class JetstreamSource(Source):
             raise ConfigError(f"source {key}: collections cannot apply when kinds omits commit")
         _check_filters(self._collections, self._dids, key)
         self._max_bytes = _byte_count(opt("max_message_bytes"), key)
-        compress = (opt("compress") or "false").lower()
-        if compress not in ("true", "false", "1", "0", "yes", "no"):
-            raise ConfigError(f"source {key}: compress must be true or false, got {compress!r}")
-        self._dictionary = dictionary(self.version) if compress in ("true", "1", "yes") else None
+        compress = self.bool_option("compress", False)
+        self._dictionary = dictionary(self.version) if compress else None
         self._dctx = self._dictionary.decompressor() if self._dictionary else None
         self._rewind_us = round(self.float_option("rewind", 3.0) * 1_000_000)
         self._messages = Messages("jetstream")
@@ -398,8 +396,7 @@ class JetstreamSource(Source):
                 what += f": {name}: {text}" if name else (f": {text}" if text else "")
                 if fatal:
                     raise Fatal(what) from None
-                retry_after = e.response.headers.get("Retry-After")
-                after = float(retry_after) if retry_after and _is_number(retry_after) else None
+                after = retry_after(e.response.headers)
                 raise Retry(what, kind="rate" if status == 429 else "http", after=after) from None
             except InvalidURI as e:
                 raise Fatal(f"source {self.spec.key}: bad endpoint URL: {e}") from None
@@ -664,13 +661,6 @@ def _byte_count(raw: str | None, key: str) -> int:
     if not raw.isdigit() or int(raw) > 0xFFFFFFFF:
         raise ConfigError(f"source {key}: max_message_bytes must be a byte count, got {raw!r}")
     return int(raw)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        return float(text) >= 0
-    except ValueError:
-        return False
 
 
 def _refusal(e: InvalidStatus) -> tuple[str, str]:
