@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("bench", cmd_bench, "Benchmarks on synthetic posts shaped like the real corpus.")
     p.add_argument("what", choices=[*BENCHES, "all"])
-    p.add_argument("target", nargs="?", help="for source: jetstream or nats (default: both)")
+    p.add_argument("target", nargs="?", help="for source: jetstream (the default)")
     p.add_argument("--posts", type=int, default=None, help="how many synthetic posts")
     p.add_argument("--workdir", type=Path, default=None, help="where to build (default: temp)")
     p.add_argument("--json", action="store_true")
