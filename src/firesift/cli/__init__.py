@@ -39,6 +39,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.target is not None and args.what not in bench.TARGETED:
         err(f"firesift bench {args.what} takes no target ({args.target!r} given)")
         return 2
+    if args.what == "source" and args.target not in (None, "all"):
+        from firesift.sources.bench import TARGETS
+
+        if args.target not in TARGETS:
+            err(f"unknown source bench {args.target!r}; known: {', '.join(TARGETS)}, all")
+            return 2
     results = bench.run(
         args.what, posts=args.posts, workdir=args.workdir, log=err, target=args.target
     )
@@ -73,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("bench", cmd_bench, "Benchmarks on synthetic posts shaped like the real corpus.")
     p.add_argument("what", choices=[*BENCHES, "all"])
-    p.add_argument("target", nargs="?", help="for source: jetstream (the default)")
+    p.add_argument("target", nargs="?", help="for source: jetstream or nats (default: both)")
     p.add_argument("--posts", type=int, default=None, help="how many synthetic posts")
     p.add_argument("--workdir", type=Path, default=None, help="where to build (default: temp)")
     p.add_argument("--json", action="store_true")

