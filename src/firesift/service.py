@@ -119,6 +119,7 @@ class Service:
     Use as a context manager or call :meth:`start` / :meth:`stop`. ``engine`` defaults to an
     :class:`~firesift.answer.engine.AnswerEngine` over ``db`` with ``composers``. When ``db``
     keeps its trends in a worker, ``answer_workers`` processes compute chat answers.
+    ``trends=False`` keeps no trend state at all (``firesift up``: it only ingests).
     """
 
     def __init__(
@@ -136,6 +137,7 @@ class Service:
         answer_workers: int = 0,
         sources: Sequence[Source] = (),
         backoff: Backoff | None = None,
+        trends: bool = True,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -143,12 +145,14 @@ class Service:
         self.started_at = time.time()
         self.counters = IngestCounters()
         self.live = LiveHub(
-            trends=self._live_trends,
+            trends=self._live_trends if trends else None,
             stats=self.stats,
             trends_every_s=trends_every_s,
             stats_every_s=stats_every_s,
         )
-        self.trends = db.trends
+        # trend state costs the writer ~50 us per post when it is a sink in this process:
+        # an ingest-only service (firesift up) keeps none
+        self.trends = db.trends if trends else None
         self.pipeline = self._build_pipeline(batch_size, refresh_ms)
         # Answers go to worker processes when the database keeps trends in one and this
         # service adds nothing their engines lack (an injected engine, a clock of its own).
@@ -376,6 +380,8 @@ class Service:
         self, *, as_of_ms: int | None = None, window_ms: int = 3_600_000, limit: int = 20
     ) -> TrendReport:
         """The database's trend report (an old ``as_of`` is replayed from the store)."""
+        if self.trends is None:
+            raise FiresiftError("this service keeps no trend state (started with trends=False)")
         return self.trends.report(as_of_ms=as_of_ms, window_ms=window_ms, limit=limit)
 
     def _live_trends(self) -> dict[str, Any]:

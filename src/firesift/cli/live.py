@@ -78,6 +78,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         refresh_ms=settings.refresh_ms,
         sources=sources,
         owns_db=True,
+        trends=False,  # nothing reads them here; `firesift serve` keeps them
     )
     err(f"firesift up: {len(keys)} source(s) into {settings.db}; Ctrl-C to stop")
     interrupted = False

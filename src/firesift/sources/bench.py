@@ -112,7 +112,7 @@ def _consume(work: Path, uri: str, n: int, log: Log) -> dict[str, Any]:
 
     source = build(uri, Settings())
     db = Database(work / "db")
-    service = Service(db, sources=[source], owns_db=True)
+    service = Service(db, sources=[source], owns_db=True, trends=False)  # as firesift up
     key = source.spec.key
     lags: list[float] = []
     t0 = time.perf_counter()
@@ -155,7 +155,7 @@ def _direct(work: Path, messages: list[bytes], log: Log) -> float:
 
     log("source: baseline, the same events straight into the service")
     db = Database(work / "direct")
-    service = Service(db, owns_db=True)
+    service = Service(db, owns_db=True, trends=False)
     parse = Messages("jetstream").parse
     t0 = time.perf_counter()
     service.start()
