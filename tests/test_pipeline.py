@@ -55,10 +55,10 @@ class GuardedIndex(TantivyIndex):
             self.overlaps += 1
             self.busy.acquire()
 
-    def add(self, posts: Sequence[Post]) -> None:
+    def add(self, posts: Sequence[Post], *, new: bool = False) -> None:
         self._enter()
         try:
-            super().add(posts)
+            super().add(posts, new=new)
         finally:
             self.busy.release()
 
@@ -201,3 +201,43 @@ def test_sinks_see_every_change_in_order(parts: tuple[HookedStore, GuardedIndex]
     pipe.feed([mk(i) for i in range(10)], summary)
     pipe.flush(summary)
     assert sink.seqs == list(range(1, 11))
+
+
+def test_first_versions_skip_the_index_delete_and_later_versions_replace_them(
+    parts: tuple[HookedStore, GuardedIndex],
+) -> None:
+    """A first version is added without a delete; its edit, a metrics change and a repost of
+    the same post in later batches (no index commit between) still leave one document."""
+    store, index = parts
+    pipe = Pipeline(store, index, batch_size=1000, refresh_ms=10_000)
+    summary = IngestSummary()
+    first = mk(1, "hello world")
+    pipe.feed([first, mk(2)], summary)
+    pipe.write(summary)
+    edited = Post(source="mastodon", id="9", text="draft words", created_at=T0, author=first.author)
+    pipe.feed([edited], summary)
+    pipe.write(summary)
+    again = Post(**{**{f: getattr(first, f) for f in first.__slots__}, "text": "hello again n1"})
+    newer = Post(
+        source="mastodon",
+        id="9",
+        text="final words",
+        created_at=T0,
+        author=first.author,
+        edited_at=T0 + timedelta(minutes=1),
+    )
+    pipe.feed([again, newer, mk(2)], summary)
+    pipe.flush(summary)
+    assert (summary.ingested, summary.updated, summary.duplicates) == (3, 2, 1)
+    assert hits(index, "hello") == 2  # n1 once (its new text), n2 once
+    assert hits(index, "again") == 1 and hits(index, "final") == 1
+    assert hits(index, "draft") == 0
+
+
+def test_changes_say_which_keys_are_first_versions(tmp_path: Path) -> None:
+    with Store(tmp_path / "s") as store:
+        first = store.apply([mk(1), mk(2)])
+        assert [c.new for c in first.changed] == [True, True]
+        later = store.apply([mk(1, "edited text"), mk(3)])
+        assert {c.key[1]: c.new for c in later.changed} == {"1": False, "3": True}
+        assert not any(c.new for c in store.changes_since(0, 10))  # the log replays

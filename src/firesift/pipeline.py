@@ -246,9 +246,12 @@ class Pipeline:
 
     def _to_index(self, changes: Sequence[Change]) -> None:
         latest = {c.key: c for c in changes}
-        posts = [c.post for c in latest.values() if c.post is not None]
+        new = [c.post for c in latest.values() if c.post is not None and c.new]
+        posts = [c.post for c in latest.values() if c.post is not None and not c.new]
         gone = [f"{c.key[0]}:{c.key[1]}" for c in latest.values() if c.post is None]
         if gone:
             self.index.delete(gone)
         if posts:
             self.index.add(posts)
+        if new:
+            self.index.add(new, new=True)

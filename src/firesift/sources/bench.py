@@ -59,7 +59,7 @@ def jetstream_messages(n: int) -> list[bytes]:
                         "rkey": f"3b{i:011d}",
                         "record": {
                             "$type": "app.bsky.feed.post",
-                            "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                            "createdAt": _created_at(),  # ms, as recorded
                             "langs": ["en"],
                             "text": post["text"],
                         },
@@ -69,6 +69,11 @@ def jetstream_messages(n: int) -> list[bytes]:
             )
         )
     return out
+
+
+def _created_at() -> str:
+    """Now as Bluesky clients write ``createdAt``: milliseconds, ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def stamp(frame: str) -> str:

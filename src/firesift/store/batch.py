@@ -489,8 +489,9 @@ class Batch:
                     by_aid[r[0]] = r[1:]
             for i, r in zip(rebuild, rows, strict=True):
                 views[i] = _post(r, by_aid[r[AID]])
+        orig = self.orig
         changes = [
-            Change(seq, key, view)
+            Change(seq, key, view, view is not None and key not in orig)
             for (key, seq), view in zip(self.changed.items(), views, strict=True)
         ]
         return ApplyResult(**self.counts, changed=changes)

@@ -20,6 +20,10 @@ class Change:
     seq: int
     key: Key
     post: Post | None
+    new: bool = field(default=False, compare=False)
+    """The key had no row before this change's batch (a first version): the index cannot hold
+    it, so it is added without deleting an older document first. Always False in the change
+    log as read back (:meth:`~firesift.store.Store.changes_since`), which replays."""
 
 
 @dataclass(frozen=True, slots=True)
