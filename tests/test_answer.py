@@ -348,7 +348,7 @@ def test_render_answer_links_markers_and_keeps_post_markup_literal(
 def test_claim_check_groups_evidence_by_stance(engine: AnswerEngine) -> None:
     as_of = datetime(2015, 3, 24, 13, 0, tzinfo=UTC)
     verdict = engine.check("A Germanwings Airbus A320 crashed in the French Alps", as_of=as_of)
-    assert verdict.verdict in VERDICTS and verdict.verdict != "no_evidence"
+    assert verdict.verdict in VERDICTS and verdict.verdict != "insufficient"
     assert set(verdict.counts) == {"support", "deny", "query", "comment"}
     assert verdict.counts["support"]["accounts"] >= 2
     assert all(e.post.created_at <= as_of for e in verdict.evidence)
@@ -356,9 +356,9 @@ def test_claim_check_groups_evidence_by_stance(engine: AnswerEngine) -> None:
     assert data["verdict"] == verdict.verdict and data["evidence"][0]["stance"]
 
 
-def test_claim_without_posts_is_no_evidence(engine: AnswerEngine) -> None:
+def test_claim_without_posts_is_insufficient(engine: AnswerEngine) -> None:
     verdict = engine.check("purple elephants parade on Mars", as_of=OTTAWA)
-    assert verdict.verdict == "no_evidence" and not verdict.evidence
+    assert verdict.verdict == "insufficient" and not verdict.evidence
 
 
 def test_is_it_true_questions_carry_a_claim_check(db: Database, engine: AnswerEngine) -> None:
@@ -421,3 +421,52 @@ def test_closing_hashtags_kept_when_the_sentence_needs_them() -> None:
     assert clean_post_text("Soldier shot at the memorial #ottawa #cdnpoli") == (
         "Soldier shot at the memorial"
     )
+
+
+def test_repeating_a_rumour_reports_it_and_does_not_support_it(engine: AnswerEngine) -> None:
+    """PHEME labels the "numerous gunmen" reports false: relayed by a dozen accounts, the
+    claim is reported, not supported, and the reason says so."""
+    as_of = datetime(2014, 10, 22, 20, 0, tzinfo=UTC)
+    verdict = engine.check("a second gunman is on the loose in Ottawa", as_of=as_of)
+    assert verdict.verdict == "unverified", verdict.reason
+    assert verdict.roles["reports"]["accounts"] >= 5
+    assert verdict.roles["confirms"]["accounts"] == 0
+    assert verdict.reason.startswith("Reported by") and "confirmed by none" in verdict.reason
+    assert 0 < verdict.confidence < 1 and verdict.first_reported is not None
+    assert any(e.hedged for e in verdict.evidence if e.role == "reports")
+    data = verdict.to_dict()
+    assert data["roles"] == verdict.roles and data["reason"] == verdict.reason
+
+
+def test_cues_tell_hedges_confirmations_corrections_and_questions_apart() -> None:
+    from firesift.answer.cues import count_conflict, read_cues
+
+    hedged = read_cues("Police believe there may be others on the loose")
+    assert hedged.hedged and not hedged.confirms
+    confirmed = read_cues("Ottawa police confirm the gunman was shot and killed")
+    assert confirmed.confirms and not confirmed.hedged
+    assert read_cues("Ottawa police correct their info. No shooting at Rideau").corrects
+    assert read_cues("This is a hoax").denies
+    assert read_cues("Is this true?").questions and not read_cues("True story.").questions
+    assert count_conflict("a second gunman is on the loose", "police: a lone gunman") == "gunman"
+    assert count_conflict("numerous gunmen", "only one gunman in two locations") == "gunman"
+    assert count_conflict("a second gunman", "one gunman was shot dead") is None
+    assert count_conflict("the gunman was shot", "a lone gunman") is None
+
+
+def test_decide_counts_evidence_not_repetition() -> None:
+    from firesift.answer.check import Rule, decide
+
+    def roles(**accounts: int) -> dict[str, dict[str, int]]:
+        names = ("confirms", "supports", "denies", "questions", "reports", "comments")
+        return {
+            r: {"posts": accounts.get(r, 0), "accounts": accounts.get(r, 0), "verified": 0}
+            for r in names
+        }
+
+    assert decide(roles()) == "insufficient"
+    assert decide(roles(reports=40)) == "unverified"
+    assert decide(roles(reports=40, supports=3)) == "unverified"
+    assert decide(roles(confirms=2, reports=5)) == "supported"
+    assert decide(roles(confirms=2, denies=3)) == "disputed"
+    assert decide(roles(confirms=1, reports=3), Rule(min_support=1)) == "supported"

@@ -150,8 +150,8 @@ async def test_check_claim(client: httpx.AsyncClient) -> None:
     )
     assert r.status_code == 200
     v = r.json()
-    assert v["verdict"] in ("supported", "disputed", "unverified", "no_evidence")
-    assert v["verdict"] != "no_evidence"
+    assert v["verdict"] in ("supported", "disputed", "unverified", "insufficient")
+    assert v["verdict"] != "insufficient"
     assert v["evidence"] and v["as_of"].startswith("2014-10-23")
     bad = await client.post("/api/check", json={"as_of": "2014-10-23"})
     assert bad.status_code == 422 and bad.json()["error"]["param"] == "claim"

@@ -181,7 +181,7 @@ def test_check_json(db: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["verdict"] in {"supported", "disputed", "unverified", "no_evidence"}
+    assert out["verdict"] in {"supported", "disputed", "unverified", "insufficient"}
     assert out["evidence"]
     assert {"source", "id", "stance"} <= set(out["evidence"][0])
     assert set(out["counts"]) >= {"support", "deny"}

@@ -405,7 +405,7 @@ def test_search_without_results_says_so(page: Page) -> None:
 # ---- claim check and time control -------------------------------------------------------
 
 
-def test_claim_check_shows_verdict_and_stance_counts(page: Page, server: Server) -> None:
+def test_claim_check_shows_verdict_reason_and_role_counts(page: Page, server: Server) -> None:
     claim = "A soldier was shot at the Ottawa war memorial"
     with server.api(timeout=60) as client:
         expected = client.post("/api/check", json={"claim": claim}).json()
@@ -413,9 +413,10 @@ def test_claim_check_shows_verdict_and_stance_counts(page: Page, server: Server)
     page.press("#claim", "Enter")
     verdict = page.locator("#check-result .verdict")
     expect(verdict).to_have_attribute("data-verdict", expected["verdict"], timeout=60_000)
-    for stance in ("support", "deny", "query", "comment"):
-        accounts = expected["counts"].get(stance, {}).get("accounts", 0)
-        expect(verdict.locator(f".count.stance-{stance} dd")).to_have_text(
+    expect(verdict.locator(".summary")).to_have_text(expected["reason"])
+    for role in ("confirms", "supports", "denies", "questions", "reports", "comments"):
+        accounts = expected["roles"][role]["accounts"]
+        expect(verdict.locator(f".count.role-{role} dd")).to_have_text(
             re.compile(rf"^{accounts} accounts? · ")
         )
     rows = verdict.locator(".evidence-list > li")

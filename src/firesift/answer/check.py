@@ -1,45 +1,36 @@
 """Claim checks: is a statement supported, disputed or unverified in the stream as of a time?
 
-Method:
+Repeating a claim is not evidence for it. Fourteen accounts relaying "reports of a second
+gunman" make that claim *reported*, not *supported*. So each post about the claim gets a
+**role** (:data:`~firesift.answer.model.CLAIM_ROLES`), and only evidence roles move the verdict.
 
 1. Retrieve posts about the claim (:func:`firesift.answer.retrieve.retrieve`, with deeper thread
    expansion than an answer: ``CHECK_PARAMS``). A hit is *about* the claim when it covers at
    least ``Rule.min_coverage`` of the claim's term weight.
-2. Stance of each such post towards the claim, from :mod:`firesift.answer.stance` (``target`` =
-   the claim; ``depth`` 0 for a post stating things itself, 1 for a reply). A reply to one of
-   those posts is classified towards its parent (that is how the model was trained: RumourEval
-   labels replies towards the thread's source) and composed with the parent's stance: support of
-   a denial is a denial, denial of a denial is support. A label with probability below
-   ``Rule.min_confidence`` counts as ``comment``.
-3. Count **independent accounts** per stance (an account posting five times counts once;
-   reposts and near-duplicates were already folded by retrieval).
-4. Decision rule, in order, with ``S``/``D``/``Q`` the supporting / denying / querying
-   accounts:
+2. Roles of the posts about it, from their wording (:mod:`firesift.answer.cues`) and the stance
+   model: ``denies`` (a denial, a correction such as "police correct their info", or a count
+   that contradicts the claim's: "a lone gunman" against "a second gunman"), ``questions``,
+   ``confirms`` (an unhedged confirmation: "police confirm", "identified as"), else
+   ``reports``: the post asserts the claim, hedged ("reports of", "may", "police believe") or
+   not.
+3. Replies to those posts get the stance model's label towards their parent (how it was
+   trained: RumourEval labels replies towards the thread's source), composed with the
+   parent's role (backing a denial is a denial): ``supports``, ``denies``, ``questions`` or
+   ``comments``. A label below ``Rule.min_confidence`` counts as a comment.
+4. **Independent accounts** per role (an account posting five times counts once; reposts and
+   near-duplicates were already folded by retrieval), and how many of them are verified.
+5. Decision, with ``F`` = confirming accounts + ``support_weight`` x supporting repliers and
+   ``A`` = denying accounts, each verified account counting ``verified_weight`` extra:
 
-   - ``no_evidence``: no post is about the claim;
-   - ``disputed``: ``D >= Rule.min_deny`` and ``D >= Rule.deny_ratio * S``;
-   - ``supported``: ``S >= Rule.min_support`` and ``Q <= Rule.query_ratio * S``;
-   - ``unverified``: anything else (one account, mostly questions, or only comments).
+   - ``insufficient``: no post is about the claim;
+   - ``disputed``: ``A >= min_deny`` and ``A >= deny_ratio * F``;
+   - ``supported``: ``F >= min_support``;
+   - ``unverified``: anything else: reported, not confirmed. The longer since the first
+     report, the firmer (``confidence``).
 
-The defaults were chosen by grid search on RumourEval 2017 *train* threads (gold veracity
-true / false / unverified mapped to supported / disputed / unverified, each thread's source
-text as the claim, ``as_of`` its last post): accuracy 0.467 on train (272 threads; majority
-class 0.467) and 0.36 on *dev* (25 Germanwings threads; majority class 0.48). Per-account
-stance counts barely separate true from false rumours in this data (mean supporting accounts
-6.7 vs 7.2, denying 0.5 vs 1.0), which is why veracity is hard (the best RumourEval system
-reached 0.536). So the verdict describes the stream's reaction, never the truth itself: the
-summary says "3 accounts support it", not "true".
-
-Re-measured in Nov 2026 with the shipped stance model (each thread checked as above): the rule
-above gets 0.471 on train, 0.32 on dev (majority 0.48) and 0.429 (6/14) on the answer eval's
-claims (every false rumour judged ``supported``: its repeats are labelled
-support, and denials are nearly absent: false threads on dev average 0.08 denying accounts).
-Richer rules were tried and rejected because they do not generalise: requiring a verified
-supporter, a maximum share of querying accounts, a maximum share of hedged supporting posts
-("reportedly", "unconfirmed", "?"), and deny-share thresholds. The best of them reaches 0.518
-on train but 0.28 on dev, and 0.404 in leave-one-event-out cross-validation on train, below
-the majority class (0.467). Until the stance model separates the classes better, the
-simpler rule stays.
+The constants were chosen by grid search on RumourEval 2017 *train* threads and are measured
+on *dev* and on PHEME with ``firesift eval veracity`` (figures in BENCHMARKS.md). The verdict
+describes the stream's evidence, never the truth itself.
 
 Without a trained stance model (``StanceModel.load()`` raising ``NotFound``), the engine falls
 back to :class:`CueStance`, a handful of lexical cues, and says so in the warnings.
@@ -47,16 +38,18 @@ back to :class:`CueStance`, a handful of lexical cues, and says so in the warnin
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from firesift.answer.cues import count_conflict, read_cues
 from firesift.answer.evidence import EvidenceItem, EvidencePool
 from firesift.answer.model import (
+    CLAIM_ROLES,
     STANCES,
+    ClaimRole,
     Filters,
     Message,
     Stance,
@@ -78,7 +71,11 @@ __all__ = [
     "StancePredictor",
     "as_stance",
     "check_claim",
+    "confidence",
+    "count_roles",
     "decide",
+    "reason",
+    "scores",
     "validate_claim",
 ]
 
@@ -99,15 +96,17 @@ class StancePredictor(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """The verdict decision rule's constants (module docstring, step 4)."""
+    """The verdict decision rule's constants (module docstring, step 5)."""
 
     min_coverage: float = 0.5
     min_confidence: float = 0.4
-    min_deny: int = 3
-    deny_ratio: float = 0.3
-    min_support: int = 2
-    query_ratio: float = math.inf
-    """Off by default: querying accounts did not separate the verdicts on train."""
+    support_weight: float = 0.5
+    """A reply backing the claim counts this much of a confirmation."""
+    verified_weight: float = 1.0
+    """What a verified account adds to a confirmation or a denial."""
+    min_support: float = 2.0
+    min_deny: float = 1.0
+    deny_ratio: float = 0.5
 
 
 _DENY = re.compile(
@@ -189,19 +188,46 @@ def validate_claim(claim: str, *, as_of: datetime, filters: Filters = NO_FILTERS
     constraints(u, filters, as_of)
 
 
-def decide(counts: dict[str, dict[str, int]], rule: Rule | None = None) -> VerdictLabel:
-    """The verdict label for per-stance ``{"posts", "accounts"}`` counts (module docstring)."""
+def scores(roles: dict[str, dict[str, int]], rule: Rule) -> tuple[float, float]:
+    """``(for, against)``: the weighted evidence for and against the claim (module docstring)."""
+    conf, sup, den = roles["confirms"], roles["supports"], roles["denies"]
+    for_ = (
+        conf["accounts"]
+        + rule.verified_weight * conf["verified"]
+        + rule.support_weight * sup["accounts"]
+    )
+    against = den["accounts"] + rule.verified_weight * den["verified"]
+    return for_, against
+
+
+def decide(roles: dict[str, dict[str, int]], rule: Rule | None = None) -> VerdictLabel:
+    """The verdict for per-role ``{"posts", "accounts", "verified"}`` counts."""
     rule = rule or Rule()
-    if not sum(c["posts"] for c in counts.values()):
-        return "no_evidence"
-    s = counts["support"]["accounts"]
-    d = counts["deny"]["accounts"]
-    q = counts["query"]["accounts"]
-    if d >= rule.min_deny and d >= rule.deny_ratio * s:
+    if not sum(c["posts"] for c in roles.values()):
+        return "insufficient"
+    for_, against = scores(roles, rule)
+    if against >= rule.min_deny and against >= rule.deny_ratio * for_:
         return "disputed"
-    if s >= rule.min_support and q <= rule.query_ratio * s:
+    if for_ >= rule.min_support:
         return "supported"
     return "unverified"
+
+
+def confidence(
+    label: VerdictLabel, roles: dict[str, dict[str, int]], rule: Rule, hours: float
+) -> float:
+    """How firmly the evidence points to ``label``: the winning side's share of all evidence
+    (plus-one smoothed); for ``unverified``, the absence of evidence, firmer the longer the
+    claim has gone unconfirmed (six hours counts as long)."""
+    if label == "insufficient":
+        return 1.0
+    for_, against = scores(roles, rule)
+    if label == "supported":
+        return for_ / (for_ + against + 1)
+    if label == "disputed":
+        return against / (for_ + against + 1)
+    quiet = 1 / (1 + for_ + against)
+    return min(0.95, 0.3 + 0.4 * quiet + 0.25 * min(1.0, hours / 6))
 
 
 def stance_evidence(
@@ -211,8 +237,8 @@ def stance_evidence(
     model: StancePredictor,
     rule: Rule,
 ) -> list[StancedPost]:
-    """Label the pool's posts about ``claim`` (and their replies) with stance, in place, and
-    return them as :class:`StancedPost` values."""
+    """Label the pool's posts about ``claim`` (and their replies) with stance and role (module
+    docstring, steps 2 and 3); the stances are set on the pool's items in place."""
     about = [i for i in pool.hits() if _coverage(i.post.text, stems) >= rule.min_coverage]
     if not about:
         return []
@@ -221,11 +247,27 @@ def stance_evidence(
         [claim] * len(about),
         [1 if i.post.reply_to else 0 for i in about],
     )
+    out: list[StancedPost] = []
+    roles: dict[str, ClaimRole] = {}
     for item, res in zip(about, results, strict=True):
         _label(item, res, rule)
-    keys = {i.key for i in about}
+        cues = read_cues(item.post.text)
+        role: ClaimRole
+        denied = cues.denies or cues.corrects or bool(count_conflict(claim, item.post.text))
+        if denied or (item.stance == "deny" and item.post.reply_to):
+            role = "denies"
+        elif cues.questions:
+            role = "questions"
+        elif cues.confirms and not cues.hedged:
+            role = "confirms"
+        else:
+            role = "reports"
+        roles[item.key] = role
+        out.append(
+            StancedPost(item.post, item.stance or "comment", item.confidence, role, cues.hedged)
+        )
     replies = [
-        r for r in pool.items if r.role == "reply" and r.parent in keys and r.key not in keys
+        r for r in pool.items if r.role == "reply" and r.parent in roles and r.key not in roles
     ]
     if replies:
         parents = {i.key: i for i in about}
@@ -236,10 +278,25 @@ def stance_evidence(
         )
         for reply, res in zip(replies, results, strict=True):
             _label(reply, res, rule)
-            parent = parents[reply.parent or ""]
-            if reply.stance in _FLIP and parent.stance == "deny":
+            if reply.stance in _FLIP and roles[reply.parent or ""] == "denies":
                 reply.stance = _FLIP[reply.stance]
-    return [StancedPost(i.post, i.stance or "comment", i.confidence) for i in [*about, *replies]]
+            out.append(
+                StancedPost(
+                    reply.post,
+                    reply.stance or "comment",
+                    reply.confidence,
+                    _REPLY_ROLE[reply.stance or "comment"],
+                )
+            )
+    return out
+
+
+_REPLY_ROLE: dict[Stance, ClaimRole] = {
+    "support": "supports",
+    "deny": "denies",
+    "query": "questions",
+    "comment": "comments",
+}
 
 
 def _label(item: EvidenceItem, res: StanceResult, rule: Rule) -> None:
@@ -254,11 +311,89 @@ def count(evidence: Sequence[StancedPost]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for s in STANCES:
         group = [e for e in evidence if e.stance == s]
-        out[s] = {
+        out[s] = {"posts": len(group), "accounts": len({_account(e) for e in group})}
+    return out
+
+
+def count_roles(evidence: Sequence[StancedPost]) -> dict[str, dict[str, int]]:
+    """Posts, distinct accounts and distinct verified accounts per role."""
+    out: dict[str, dict[str, int]] = {}
+    for role in CLAIM_ROLES:
+        group = [e for e in evidence if e.role == role]
+        out[role] = {
             "posts": len(group),
-            "accounts": len({e.post.author.id or e.post.author.handle for e in group}),
+            "accounts": len({_account(e) for e in group}),
+            "verified": len({_account(e) for e in group if e.post.author.verified}),
         }
     return out
+
+
+def _account(e: StancedPost) -> str:
+    return e.post.author.id or e.post.author.handle
+
+
+def _who(evidence: Sequence[StancedPost], role: str, n: int = 3) -> str:
+    """The first ``n`` accounts of ``role`` (verified first, then earliest) as ``@a, @b``."""
+    seen: dict[str, None] = {}
+    group = sorted(
+        (e for e in evidence if e.role == role),
+        key=lambda e: (not e.post.author.verified, e.post.created_at),
+    )
+    for e in group:
+        seen.setdefault(f"@{e.post.author.handle or e.post.author.id}", None)
+    names = list(seen)
+    more = f" and {len(names) - n} more" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
+
+
+def _accounts(n: int) -> str:
+    return "1 account" if n == 1 else f"{n} accounts"
+
+
+def reason(
+    label: VerdictLabel,
+    evidence: Sequence[StancedPost],
+    roles: dict[str, dict[str, int]],
+    hours: float,
+) -> str:
+    """One or two sentences naming the deciding posts' accounts."""
+    if label == "insufficient":
+        return "No post in the stream is about this claim."
+    reported = roles["reports"]["accounts"]
+    repeated = f"{_accounts(reported)} only repeated it" if reported else ""
+    if label == "disputed":
+        head = f"Denied or corrected by {_who(evidence, 'denies')}"
+        n = roles["denies"]["accounts"]
+        against = [f"{_accounts(n)} against it"]
+        if roles["confirms"]["accounts"]:
+            against.append(f"confirmed by {_who(evidence, 'confirms')}")
+        if repeated:
+            against.append(repeated)
+        return f"{head} ({', '.join(against)})."
+    if label == "supported":
+        backers = [r for r in ("confirms", "supports") if roles[r]["accounts"]]
+        head = "; ".join(
+            f"{'confirmed by' if r == 'confirms' else 'backed in replies by'} {_who(evidence, r)}"
+            for r in backers
+        )
+        denied = roles["denies"]["accounts"]
+        tail = f" ({_accounts(denied)} against it)" if denied else ""
+        return f"{head[0].upper()}{head[1:]}{tail}."
+    hedged = sum(1 for e in evidence if e.role == "reports" and e.hedged)
+    parts: list[str] = []
+    if reported:
+        parts.append(
+            f"Reported by {_accounts(reported)}"
+            + (f" ({hedged} of the posts hedged)" if hedged else "")
+            + f", first {hours:.1f} h before, and confirmed by none"
+        )
+    else:
+        parts.append("Posts mention it, but none confirms it")
+    if roles["questions"]["accounts"]:
+        parts.append(f"questioned by {_who(evidence, 'questions')}")
+    if roles["denies"]["accounts"]:
+        parts.append(f"denied by {_who(evidence, 'denies')}, too few to call it disputed")
+    return "; ".join(parts) + "."
 
 
 def check_claim(
@@ -277,28 +412,23 @@ def check_claim(
     pool = retrieve(db, u, as_of=as_of, filters=filters, params=CHECK_PARAMS, limit=CHECK_HITS)
     stems = {_stem(t): w for t, w in u.terms.items()}
     evidence = stance_evidence(pool, text, stems, model, rule)
-    order = {s: i for i, s in enumerate(STANCES)}
-    evidence.sort(key=lambda e: (order[e.stance], -e.confidence))
-    counts = count(evidence)
-    label = decide(counts, rule)
-    parts = [
-        f"1 account {verb}s it" if n == 1 else f"{n} accounts {verb} it"
-        for s, verb in (("support", "support"), ("deny", "deny"), ("query", "question"))
-        if (n := counts[s]["accounts"])
-    ]
-    summary = (
-        "No post in the stream is about this claim."
-        if label == "no_evidence"
-        else f"{label.replace('_', ' ').capitalize()}: "
-        + (", ".join(parts) or "only comments")
-        + "."
-    )
+    order = {r: i for i, r in enumerate(CLAIM_ROLES)}
+    evidence.sort(key=lambda e: (order[e.role], not e.post.author.verified, -e.confidence))
+    roles = count_roles(evidence)
+    label = decide(roles, rule)
+    first = min((e.post.created_at for e in evidence), default=None)
+    hours = (as_of - first).total_seconds() / 3600 if first else 0.0
+    why = reason(label, evidence, roles, hours)
     return Verdict(
         claim=text,
         verdict=label,
         evidence=tuple(evidence),
-        counts=counts,
+        counts=count(evidence),
         as_of=as_of,
-        summary=summary,
+        summary=f"{label.capitalize()}: {why}",
         warnings=tuple([*warnings, *pool.warnings]),
+        roles=roles,
+        reason=why,
+        confidence=confidence(label, roles, rule, hours),
+        first_reported=first,
     )

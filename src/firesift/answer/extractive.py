@@ -280,15 +280,17 @@ def _replies(ctx: ComposeContext, point: _Point, budget: _Budget) -> list[str]:
 
 def _claim_lines(ctx: ComposeContext, verdict: Verdict, budget: _Budget) -> list[str]:
     parts = []
-    for stance, verb in (
-        ("support", "supported by"),
-        ("deny", "denied by"),
-        ("query", "questioned by"),
+    for role, verb in (
+        ("confirms", "confirmed by"),
+        ("supports", "backed in replies by"),
+        ("denies", "denied or corrected by"),
+        ("questions", "questioned by"),
+        ("reports", "repeated without confirmation by"),
     ):
-        accounts = verdict.counts.get(stance, {}).get("accounts", 0)
+        accounts = verdict.roles.get(role, {}).get("accounts", 0)
         if not accounts:
             continue
-        shown = [e for e in verdict.evidence if e.stance == stance][:3]
+        shown = [e for e in verdict.evidence if e.role == role][:3]
         added = [
             ctx.pool.add(e.post, "claim", stance=e.stance, confidence=e.confidence) for e in shown
         ]
@@ -306,7 +308,7 @@ def _body(ctx: ComposeContext) -> tuple[list[str], bool]:
     answers this" line), and whether the answer is grounded."""
     lines: list[str] = []
     budget = _Budget(max(1, ctx.filters.max_results))
-    if ctx.verdict is not None and ctx.verdict.verdict != "no_evidence":
+    if ctx.verdict is not None and ctx.verdict.verdict != "insufficient":
         budget.limit -= 1  # keep one citation for the answer itself
         lines += _claim_lines(ctx, ctx.verdict, budget)
         budget.limit += 1

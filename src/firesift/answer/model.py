@@ -16,6 +16,7 @@ from typing import Any, Literal
 from firesift.post import Post
 
 __all__ = [
+    "CLAIM_ROLES",
     "STANCES",
     "VERDICTS",
     "Answer",
@@ -23,6 +24,7 @@ __all__ = [
     "AnswerDone",
     "AnswerEvent",
     "Citation",
+    "ClaimRole",
     "Evidence",
     "Filters",
     "Message",
@@ -31,10 +33,14 @@ __all__ = [
 ]
 
 STANCES = ("support", "deny", "query", "comment")
-VERDICTS = ("supported", "disputed", "unverified", "no_evidence")
+VERDICTS = ("supported", "disputed", "unverified", "insufficient")
+CLAIM_ROLES = ("confirms", "supports", "denies", "questions", "reports", "comments")
+"""What a post is to a claim check: evidence (a confirmation, a supporting reply, a denial or
+correction, a question), a repetition of the claim (``reports``), or neither."""
 
 Stance = Literal["support", "deny", "query", "comment"]
-VerdictLabel = Literal["supported", "disputed", "unverified", "no_evidence"]
+ClaimRole = Literal["confirms", "supports", "denies", "questions", "reports", "comments"]
+VerdictLabel = Literal["supported", "disputed", "unverified", "insufficient"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +172,9 @@ class StancedPost:
     post: Post
     stance: Stance
     confidence: float
+    role: ClaimRole = "comments"
+    hedged: bool = False
+    """It asserts the claim in a hedged form ("reports of", "police believe", "may")."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,13 +186,17 @@ class StancedPost:
             "text": self.post.text,
             "stance": self.stance,
             "confidence": round(self.confidence, 3),
+            "role": self.role,
+            "hedged": self.hedged,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A claim check: the label, the evidence grouped by stance, and independent-account counts
-    per stance (``counts[stance] = {"posts": n, "accounts": m}``)."""
+    """A claim check: the label, the evidence, independent-account counts per stance
+    (``counts[stance] = {"posts": n, "accounts": m}``) and per role (``roles[role] = {"posts",
+    "accounts", "verified"}``), a ``reason`` naming the deciding posts, and a ``confidence``
+    in [0, 1] of how firmly the evidence points to the label."""
 
     claim: str
     verdict: VerdictLabel
@@ -192,6 +205,10 @@ class Verdict:
     as_of: datetime
     summary: str = ""
     warnings: tuple[str, ...] = field(default=())
+    roles: dict[str, dict[str, int]] = field(default_factory=dict)
+    reason: str = ""
+    confidence: float = 0.0
+    first_reported: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -200,6 +217,10 @@ class Verdict:
             "summary": self.summary,
             "evidence": [e.to_dict() for e in self.evidence],
             "counts": self.counts,
+            "roles": self.roles,
+            "reason": self.reason,
+            "confidence": round(self.confidence, 3),
+            "first_reported": self.first_reported.isoformat() if self.first_reported else None,
             "as_of": self.as_of.isoformat(),
             "warnings": list(self.warnings),
         }

@@ -21,7 +21,15 @@ _VERDICT_STYLE = {
     "supported": "bold green",
     "disputed": "bold red",
     "unverified": "bold yellow",
-    "no_evidence": "dim",
+    "insufficient": "dim",
+}
+_ROLE_TITLE = {
+    "confirms": "confirm it",
+    "supports": "back it in replies",
+    "denies": "deny or correct it",
+    "questions": "question it",
+    "reports": "only repeat it",
+    "comments": "comment",
 }
 
 
@@ -67,22 +75,24 @@ def render_answer(answer: Answer) -> RenderableType:
 
 
 def render_verdict(verdict: Verdict) -> RenderableType:
-    """The verdict, its summary, then the evidence grouped by stance."""
+    """The verdict with its confidence and reason, then the evidence grouped by role."""
     head = Text()
-    head.append(verdict.verdict.replace("_", " ").upper(), style=_VERDICT_STYLE[verdict.verdict])
-    head.append(f"  {verdict.claim}\n")
-    head.append(verdict.summary, style="dim")
+    head.append(verdict.verdict.upper(), style=_VERDICT_STYLE[verdict.verdict])
+    head.append(f"  {verdict.claim}")
+    head.append(f"  (confidence {verdict.confidence:.2f})\n", style="dim")
+    head.append(verdict.reason, style="dim")
     parts: list[RenderableType] = [head]
-    for stance in ("support", "deny", "query", "comment"):
-        group = [e for e in verdict.evidence if e.stance == stance]
+    for role, title in _ROLE_TITLE.items():
+        group = [e for e in verdict.evidence if e.role == role]
         if not group:
             continue
-        c = verdict.counts.get(stance, {})
-        posts, accounts = c.get("posts", 0), c.get("accounts", 0)
+        c = verdict.roles.get(role, {})
+        posts, accounts, verified = c.get("posts", 0), c.get("accounts", 0), c.get("verified", 0)
         parts.append(
             Text(
-                f"\n{stance} · {posts} post{'s' * (posts != 1)}, "
-                f"{accounts} account{'s' * (accounts != 1)}",
+                f"\n{accounts} account{'s' * (accounts != 1)} {title} · "
+                f"{posts} post{'s' * (posts != 1)}"
+                + (f", {verified} verified" if verified else ""),
                 style="bold",
             )
         )
@@ -94,6 +104,8 @@ def render_verdict(verdict: Verdict) -> RenderableType:
             )
             line.append(f" {e.post.created_at.strftime('%m-%d %H:%M')} ", style="dim")
             line.append(" ".join(e.post.text.split())[:200])
+            if e.hedged:
+                line.append("  (hedged)", style="dim italic")
             parts.append(line)
     for w in verdict.warnings:
         parts.append(Text(f"warning: {w}", style="yellow"))

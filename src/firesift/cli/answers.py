@@ -181,7 +181,12 @@ def register(add: Add) -> None:
     llm_opt(p)
     db_opt(p)
 
-    p = add("check", cmd_check, "Check a claim: supported, disputed, unverified or no evidence.")
+    p = add(
+        "check",
+        cmd_check,
+        "Check a claim: supported, disputed, unverified or insufficient (repeating it is not"
+        " evidence for it).",
+    )
     p.add_argument("claim")
     as_of_opt(p, "now")
     db_opt(p)

@@ -222,24 +222,33 @@ const VERDICTS = {
   supported: "Supported",
   disputed: "Disputed",
   unverified: "Unverified",
-  no_evidence: "No evidence",
+  insufficient: "Insufficient",
 };
-const STANCES = ["support", "deny", "query", "comment"];
+/** Claim roles: evidence first, then repetitions of the claim, then the rest. */
+const ROLES = [
+  ["confirms", "confirm", "support"],
+  ["supports", "back it in replies", "support"],
+  ["denies", "deny or correct", "deny"],
+  ["questions", "question", "query"],
+  ["reports", "only repeat it", "comment"],
+  ["comments", "comment", "comment"],
+];
 
-/** A claim check: verdict, accounts per stance as a bar, and the evidence posts. */
+/** A claim check: verdict, reason, accounts per role as a bar, and the evidence posts. */
 export function verdictView(result, onOpen) {
-  const counts = result.counts || {};
-  const accounts = (s) => counts[s]?.accounts ?? 0;
-  const posts = (s) => counts[s]?.posts ?? 0;
-  const total = STANCES.reduce((sum, s) => sum + accounts(s), 0);
-  const summaryLabel = STANCES.map((s) => `${s} ${accounts(s)}`).join(", ");
+  const roles = result.roles || {};
+  const accounts = (r) => roles[r]?.accounts ?? 0;
+  const posts = (r) => roles[r]?.posts ?? 0;
+  const total = ROLES.reduce((sum, [r]) => sum + accounts(r), 0);
+  const summaryLabel = ROLES.map(([r, title]) => `${title} ${accounts(r)}`).join(", ");
   const bar = el(
     "div",
-    { class: "stance-bar", role: "img", "aria-label": `Accounts per stance: ${summaryLabel}` },
-    STANCES.filter((s) => accounts(s) > 0).map((s) =>
-      el("span", { class: `seg stance-${s}`, style: `flex-grow: ${accounts(s)}` }),
+    { class: "stance-bar", role: "img", "aria-label": `Accounts per role: ${summaryLabel}` },
+    ROLES.filter(([r]) => accounts(r) > 0).map(([r, , tone]) =>
+      el("span", { class: `seg stance-${tone} role-${r}`, style: `flex-grow: ${accounts(r)}` }),
     ),
   );
+  const confidence = typeof result.confidence === "number" ? ` · confidence ${result.confidence.toFixed(2)}` : "";
   return el(
     "div",
     { class: "verdict", "data-verdict": result.verdict },
@@ -247,19 +256,19 @@ export function verdictView(result, onOpen) {
       "p",
       { class: "verdict-head" },
       el("span", { class: `badge verdict-badge verdict-${result.verdict}` }, VERDICTS[result.verdict] || result.verdict),
-      result.as_of ? el("span", { class: "hint" }, " as of ", timeEl(result.as_of)) : null,
+      result.as_of ? el("span", { class: "hint" }, " as of ", timeEl(result.as_of), confidence) : null,
     ),
-    result.summary ? el("p", { class: "summary" }, result.summary) : null,
+    result.reason || result.summary ? el("p", { class: "summary" }, result.reason || result.summary) : null,
     total ? bar : null,
     el(
       "dl",
       { class: "stance-counts" },
-      STANCES.map((s) =>
+      ROLES.map(([r, title, tone]) =>
         el(
           "div",
-          { class: `count stance-${s}` },
-          el("dt", {}, s),
-          el("dd", {}, plural(accounts(s), "account"), el("span", { class: "hint" }, ` · ${plural(posts(s), "post")}`)),
+          { class: `count role-${r} stance-${tone}` },
+          el("dt", {}, title),
+          el("dd", {}, plural(accounts(r), "account"), el("span", { class: "hint" }, ` · ${plural(posts(r), "post")}`)),
         ),
       ),
     ),
