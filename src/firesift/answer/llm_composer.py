@@ -269,7 +269,9 @@ def build_messages(ctx: ComposeContext, *, tools: bool) -> list[ChatMessage]:
         v = ctx.verdict
         parts.append(
             "firesift's claim check of "
-            f"{_json(v.claim)}: {v.verdict} (posts and accounts by stance: {_json(v.counts)})."
+            f"{_json(v.claim)}: {v.verdict}, confidence {v.confidence:.2f}. Accounts by role"
+            " (repeating a claim is not evidence for it; confirms, supports, denies and"
+            f" questions are): {_json(v.roles)}. Reason (quoted data): {_json(v.reason)}."
         )
     parts.append(f"Question: {_question(ctx)}")
     out.append(ChatMessage("user", "\n\n".join(parts)))
