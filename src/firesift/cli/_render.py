@@ -158,6 +158,7 @@ def eval_view(what: str, result: Mapping[str, Any]) -> RenderableType:
     table.add_row("grounded answers", f"{result['grounded_share']:.1%}")
     table.add_row("latency p50 / p99", f"{lat['p50']} / {lat['p99']} ms")
     table.add_row("claim checks correct", f"{claims['accuracy']:.1%} of {claims['items']}")
+    table.add_row("claim checks macro-F1", f"{claims['macro_f1']:.3f}")
     confusion = ", ".join(f"{k} {v}" for k, v in sorted(claims["confusion"].items()))
     table.add_row("claim confusion (gold->got)", confusion)
     return table

@@ -22,7 +22,8 @@ is asked with its ``as_of`` through :class:`~firesift.answer.engine.AnswerEngine
   question's ``as_of`` (must be 1.0);
 - **latency** p50 / p99 of ``AnswerEngine.answer`` (extractive composer; the process is
   warmed by one untimed answer, which loads the stance model);
-- **claim accuracy**: share of claim items whose verdict equals ``expected``, and the
+- **claim accuracy** and **macro-F1** (mean F1 over the expected labels the items hold):
+  share of claim items whose verdict equals ``expected``, F1 per label, and the
   confusion counts.
 """
 
@@ -43,7 +44,8 @@ from typing import Any, BinaryIO, cast
 import orjson
 
 from firesift.answer.engine import AnswerEngine
-from firesift.answer.model import Message
+from firesift.answer.model import VERDICTS, Message
+from firesift.answer.train_stance import metrics
 from firesift.database import Database
 from firesift.errors import NotFound
 from firesift.formats import Problem, read
@@ -150,11 +152,15 @@ def evaluate(db: Database, questions: Sequence[dict[str, Any]]) -> dict[str, Any
         )
     claims = [i for i in questions if i.get("kind") == "claim"]
     confusion: Counter[str] = Counter()
-    correct = 0
+    gold: list[int] = []
+    got: list[int] = []
     for item in claims:
         verdict = engine.check(item["claim"], as_of=_as_of(item))
         confusion[f"{item['expected']}->{verdict.verdict}"] += 1
-        correct += verdict.verdict == item["expected"]
+        gold.append(VERDICTS.index(item["expected"]))
+        got.append(VERDICTS.index(verdict.verdict))
+    scored = metrics(gold, got, VERDICTS)
+    classes = sorted({VERDICTS[g] for g in gold})  # macro-F1 over the labels the items hold
     n = len(per_question)
     return {
         "questions": n,
@@ -172,7 +178,12 @@ def evaluate(db: Database, questions: Sequence[dict[str, Any]]) -> dict[str, Any
         },
         "claims": {
             "items": len(claims),
-            "accuracy": round(correct / len(claims), 3) if claims else None,
+            "accuracy": round(scored.accuracy, 3) if claims else None,
+            "macro_f1": (
+                round(statistics.fmean(scored.per_class_f1[c] for c in classes), 3)
+                if claims
+                else None
+            ),
             "confusion": dict(sorted(confusion.items())),
         },
         "per_question": per_question,
