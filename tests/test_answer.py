@@ -470,3 +470,18 @@ def test_decide_counts_evidence_not_repetition() -> None:
     assert decide(roles(confirms=2, reports=5)) == "supported"
     assert decide(roles(confirms=2, denies=3)) == "disputed"
     assert decide(roles(confirms=1, reports=3), Rule(min_support=1)) == "supported"
+
+
+def test_cue_stance_reads_the_claim_checks_cues() -> None:
+    from firesift.answer.check import CueStance
+
+    texts = [
+        "This is a hoax",
+        "Police correct their info: no shooting at Rideau",
+        "is this true?",
+        "BREAKING: police say the gunman is dead",
+        "so sad",
+        "so sad",
+    ]
+    got = [r.label for r in CueStance().predict_many(texts, depths=[1, 1, 1, 1, 1, 0])]
+    assert got == ["deny", "deny", "query", "support", "comment", "support"]

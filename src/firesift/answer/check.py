@@ -39,7 +39,7 @@ back to :class:`CueStance`, a handful of lexical cues, and says so in the warnin
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -109,18 +109,14 @@ class Rule:
     deny_ratio: float = 0.5
 
 
-_DENY = re.compile(
-    r"\b(?:fake|hoax|false|not\s+true|untrue|debunk\w*|denied|denies|deny|wrong|lie|lies|"
-    r"misinformation|no\s+evidence|isn'?t\s+true|rumou?rs?\s+(?:are|is)\s+false|not\s+confirmed)\b",
-    re.IGNORECASE,
-)
-_QUERY = re.compile(r"\?|\b(?:source\??|is\s+this\s+true|really|confirm\w*\?)", re.IGNORECASE)
-_SUPPORT = re.compile(r"\b(?:confirm(?:ed|s)|official(?:ly)?|breaking|reports?|says?)\b", re.I)
+_SUPPORT = re.compile(r"\b(?:official|breaking|reports?|says?)\b", re.IGNORECASE)
 
 
 class CueStance:
-    """A lexical fallback when no stance model is installed: denial words, then question
-    marks, then confirmation words; otherwise comment (depth 0: support)."""
+    """A lexical fallback when no stance model is installed: the claim check's own cues
+    (:func:`~firesift.answer.cues.read_cues`: a denial or correction, then a question or a
+    question mark, then a confirmation or reporting word); otherwise comment (depth 0:
+    support)."""
 
     def predict_many(
         self,
@@ -131,11 +127,12 @@ class CueStance:
         depths = depths or [1] * len(texts)
         out = []
         for text, depth in zip(texts, depths, strict=True):
-            if _DENY.search(text):
+            cues = read_cues(text)
+            if cues.denies or cues.corrects:
                 label = "deny"
-            elif _QUERY.search(text):
+            elif cues.questions or "?" in text:
                 label = "query"
-            elif depth == 0 or _SUPPORT.search(text):
+            elif depth == 0 or cues.confirms or _SUPPORT.search(text):
                 label = "support"
             else:
                 label = "comment"
@@ -307,24 +304,28 @@ def _label(item: EvidenceItem, res: StanceResult, rule: Rule) -> None:
 
 
 def count(evidence: Sequence[StancedPost]) -> dict[str, dict[str, int]]:
-    """Posts and distinct accounts per stance."""
-    out: dict[str, dict[str, int]] = {}
-    for s in STANCES:
-        group = [e for e in evidence if e.stance == s]
-        out[s] = {"posts": len(group), "accounts": len({_account(e) for e in group})}
-    return out
+    """Posts, distinct accounts and distinct verified accounts per stance."""
+    return _tally(evidence, STANCES, lambda e: e.stance)
 
 
 def count_roles(evidence: Sequence[StancedPost]) -> dict[str, dict[str, int]]:
     """Posts, distinct accounts and distinct verified accounts per role."""
-    out: dict[str, dict[str, int]] = {}
-    for role in CLAIM_ROLES:
-        group = [e for e in evidence if e.role == role]
-        out[role] = {
-            "posts": len(group),
-            "accounts": len({_account(e) for e in group}),
-            "verified": len({_account(e) for e in group if e.post.author.verified}),
-        }
+    return _tally(evidence, CLAIM_ROLES, lambda e: e.role)
+
+
+def _tally(
+    evidence: Sequence[StancedPost], names: Sequence[str], of: Callable[[StancedPost], str]
+) -> dict[str, dict[str, int]]:
+    out = {n: {"posts": 0, "accounts": 0, "verified": 0} for n in names}
+    seen: set[tuple[str, str]] = set()
+    for e in evidence:
+        name, account = of(e), _account(e)
+        c = out[name]
+        c["posts"] += 1
+        if (name, account) not in seen:
+            seen.add((name, account))
+            c["accounts"] += 1
+            c["verified"] += e.post.author.verified
     return out
 
 

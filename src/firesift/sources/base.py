@@ -127,6 +127,7 @@ class Batch:
         cursor: str | None = None,
         source_time: datetime | None = None,
         ack: Callable[[], Awaitable[None]] | None = None,
+        nack: Callable[[BaseException], None] | None = None,
     ) -> Batch:
         """A batch from :class:`~firesift.formats.reader.Messages` results."""
         events: list[Event] = []
@@ -136,7 +137,7 @@ class Batch:
                 events.extend(r.events)
             else:
                 problems.append((r.where, r.reason))
-        return cls(events, cursor, source_time, ack, problems=problems)
+        return cls(events, cursor, source_time, ack, problems=problems, nack=nack)
 
     @property
     def keepalive(self) -> bool:

@@ -339,8 +339,6 @@ class NatsSource(Source):
             got = _parse(messages, msg.data, where)
             results.extend(got)
             poison.append(bool(got) and not any(isinstance(r, Parsed) for r in got))
-        batch = Batch.of(results, cursor=str(msgs[-1].metadata.sequence.stream))
-        newest = max(m.metadata.timestamp for m in msgs)
 
         async def ack() -> None:
             try:
@@ -354,7 +352,13 @@ class NatsSource(Source):
         def nack(e: BaseException) -> None:
             self._refused.extend(msgs)  # the connection ends next: nak-ed then
 
-        return Batch(batch.events, batch.cursor, newest, ack, problems=batch.problems, nack=nack)
+        return Batch.of(
+            results,
+            cursor=str(msgs[-1].metadata.sequence.stream),
+            source_time=max(m.metadata.timestamp for m in msgs),
+            ack=ack,
+            nack=nack,
+        )
 
 
 def _parse(messages: Messages, data: bytes, where: str) -> list[Parsed | Problem]:
