@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import nats
-from nats.js import api
+from nats.js import JetStreamContext, api
 
 from firesift.sources.bench import nats_server_binary
 from source_harness import free_port, run_async
+
+T = TypeVar("T")
 
 
 class NatsServer:
@@ -73,8 +75,18 @@ class NatsServer:
 
     # -- a client, for the tests (sync: each call runs its own event loop) -----------------
 
-    def _connect_kwargs(self) -> dict[str, Any]:
-        return {"user": self.auth[0], "password": self.auth[1]} if self.auth else {}
+    def _with_js(self, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
+        """``work`` run with a JetStream context on a connection of its own, closed after."""
+
+        async def go() -> T:
+            auth = {"user": self.auth[0], "password": self.auth[1]} if self.auth else {}
+            nc = await nats.connect(self.url, **auth)
+            try:
+                return await work(nc.jetstream())
+            finally:
+                await nc.close()
+
+        return run_async(go)
 
     def publish(
         self,
@@ -87,58 +99,35 @@ class NatsServer:
         """Publish ``payloads`` (creating ``stream`` on ``stream_subjects`` first, unless None);
         returns the stream sequence JetStream gave each."""
 
-        async def go() -> list[int]:
-            nc = await nats.connect(self.url, **self._connect_kwargs())
-            try:
-                js = nc.jetstream()
-                if stream is not None:
-                    await js.add_stream(name=stream, subjects=list(stream_subjects))
-                seqs: list[int] = []
-                for i in range(0, len(payloads), 1000):
-                    pending = [await js.publish_async(subject, p) for p in payloads[i : i + 1000]]
-                    seqs += [(await f).seq for f in pending]
-                return seqs
-            finally:
-                await nc.close()
+        async def go(js: JetStreamContext) -> list[int]:
+            if stream is not None:
+                await js.add_stream(name=stream, subjects=list(stream_subjects))
+            seqs: list[int] = []
+            for i in range(0, len(payloads), 1000):
+                pending = [await js.publish_async(subject, p) for p in payloads[i : i + 1000]]
+                seqs += [(await f).seq for f in pending]
+            return seqs
 
-        return run_async(go)
+        return self._with_js(go)
 
     def add_stream(self, name: str, subjects: Sequence[str]) -> None:
-        async def go() -> None:
-            nc = await nats.connect(self.url, **self._connect_kwargs())
-            try:
-                await nc.jetstream().add_stream(name=name, subjects=list(subjects))
-            finally:
-                await nc.close()
+        async def go(js: JetStreamContext) -> None:
+            await js.add_stream(name=name, subjects=list(subjects))
 
-        run_async(go)
+        self._with_js(go)
 
     def consumer(self, stream: str, durable: str) -> api.ConsumerInfo:
-        async def go() -> api.ConsumerInfo:
-            nc = await nats.connect(self.url, **self._connect_kwargs())
-            try:
-                return await nc.jetstream().consumer_info(stream, durable)
-            finally:
-                await nc.close()
-
-        return run_async(go)
+        return self._with_js(lambda js: js.consumer_info(stream, durable))
 
     def stored(self, stream: str) -> list[bytes]:
         """Every message payload of ``stream``, in order."""
 
-        async def go() -> list[bytes]:
-            nc = await nats.connect(self.url, **self._connect_kwargs())
-            try:
-                js = nc.jetstream()
-                info = await js.stream_info(stream)
-                out = []
-                for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                    out.append((await js.get_msg(stream, seq)).data or b"")
-                return out
-            finally:
-                await nc.close()
+        async def go(js: JetStreamContext) -> list[bytes]:
+            info = await js.stream_info(stream)
+            seqs = range(info.state.first_seq, info.state.last_seq + 1)
+            return [(await js.get_msg(stream, seq)).data or b"" for seq in seqs]
 
-        return run_async(go)
+        return self._with_js(go)
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -217,7 +218,7 @@ def test_first_versions_skip_the_index_delete_and_later_versions_replace_them(
     edited = Post(source="mastodon", id="9", text="draft words", created_at=T0, author=first.author)
     pipe.feed([edited], summary)
     pipe.write(summary)
-    again = Post(**{**{f: getattr(first, f) for f in first.__slots__}, "text": "hello again n1"})
+    again = dataclasses.replace(first, text="hello again n1")
     newer = Post(
         source="mastodon",
         id="9",
