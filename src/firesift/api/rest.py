@@ -5,8 +5,9 @@
                            (``relevance``/``recent``) -> ``{results, as_of, query}``
 ``GET /api/trends``        ``as_of``, ``window`` (``1h``; 1 min to the tracker's retention),
                            ``limit`` -> the trend report
-``GET /api/posts/{s}/{id}`` the post and its thread; ``id`` may contain ``/`` and ``:``
-                           (Bluesky ``at://`` URIs); ``as_of`` bounds the thread
+``GET /api/posts/{s}/{id}`` the post and its conversation, every reply's stance and the
+                           tally (:func:`firesift.answer.thread.thread`); ``id`` may contain
+                           ``/`` and ``:`` (Bluesky ``at://`` URIs); ``as_of`` bounds it
 ``POST /api/check``        ``{claim, as_of?}`` -> the verdict
 ``POST /api/ingest``       NDJSON, any supported format per line (``?format=`` to force one);
                            bad lines are reported by line number and the rest kept; answered
@@ -32,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from firesift.answer.thread import thread
 from firesift.api.errors import APIError, from_firesift
 from firesift.api.schemas import (
     INGEST_BODY_LIMIT,
@@ -41,12 +43,12 @@ from firesift.api.schemas import (
     parse_instant,
     read_body,
 )
-from firesift.errors import ConfigError, FiresiftError, TimeParseError
+from firesift.errors import ConfigError, FiresiftError, NotFound, TimeParseError
 from firesift.formats.base import names as format_names
 from firesift.formats.reader import Problem, read
 from firesift.pipeline import IngestSummary
 from firesift.post import Event, to_ms
-from firesift.search import post_dict, search
+from firesift.search import search
 from firesift.timeparse import parse_duration
 
 if TYPE_CHECKING:
@@ -133,22 +135,15 @@ async def api_post(request: Request) -> Response:
     source = request.path_params["source"]
     pid = request.path_params["id"]
     as_of = parse_instant(request.query_params.get("as_of"), now=service.now(), param="as_of")
-    until = None if as_of is None else to_ms(as_of)
 
     def run() -> dict[str, Any]:
-        store = service.db.store
-        post = store.get(source, pid)
-        if post is None or (until is not None and to_ms(post.created_at) > until):
-            raise APIError(
-                404,
-                f"no post {source}:{pid} (unknown or deleted)",
-                param="id",
-                code="post_not_found",
-            )
-        thread = store.thread(source, post.conversation_id or post.id, until_ms=until)
-        if not any(p.key == post.key for p in thread):
-            thread = [post, *store.replies_to(source, post.id, until_ms=until)]
-        return {"post": post_dict(post), "thread": [post_dict(p) for p in thread]}
+        stance, _ = service.engine.stance_model()
+        try:
+            result = thread(service.db, f"{source}:{pid}", as_of=as_of, stance=stance)
+        except NotFound as e:
+            raise APIError(404, str(e), param="id", code="post_not_found") from e
+        body: dict[str, Any] = result.to_dict()
+        return body
 
     return _json(await _run(run))
 

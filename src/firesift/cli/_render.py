@@ -123,6 +123,8 @@ def rows_table(
 def eval_view(what: str, result: Mapping[str, Any]) -> RenderableType:
     """The headline figures of ``firesift eval trends|answers`` (``--json`` has everything)."""
     table = Table("measure", "value", title=f"firesift eval {what}", title_justify="left")
+    if what == "stance":
+        return stance_eval_view(table, result)
     if what == "trends":
         s = result["summary"]
         table.add_row("events detected", f"{s['detected']} / {s['events']}")
@@ -242,3 +244,99 @@ def registry_view(
     footer = Text("Every source also takes: ")
     footer.append("; ".join(f"{k} ({v})" for k, v in common.items()))
     return Group(table, footer)
+
+
+def stance_eval_view(table: Table, result: Mapping[str, Any]) -> RenderableType:
+    """``firesift eval stance``: the model against the majority baseline and the cue fallback
+    on every dev reply, the published anchors, per-class F1 and the confusion matrix."""
+    base, cues, anchors = result["majority"], result["cues"], result["anchors"]
+    table.add_row(
+        "replies scored",
+        f"{result['n']} of {result['replies']} in {result['threads']} {result['split']} threads"
+        f" ({result['missing']} missing)",
+    )
+    table.add_row("accuracy", Text(f"{result['accuracy']:.3f}", style="bold"))
+    table.add_row("macro-F1", Text(f"{result['macro_f1']:.3f}", style="bold"))
+    table.add_row(
+        f"majority baseline ({base['label']})",
+        f"accuracy {base['accuracy']:.3f}, macro-F1 {base['macro_f1']:.3f}",
+    )
+    table.add_row(
+        "keyword cues (fallback)",
+        f"accuracy {cues['accuracy']:.3f}, macro-F1 {cues['macro_f1']:.3f}",
+    )
+    table.add_row("thread depth agreement", f"{result['depth_agreement']:.1%}")
+    table.add_row(
+        "anchors (SemEval test sets)",
+        f"RumourEval 2017 best accuracy {anchors['rumoureval2017_best_accuracy']}; "
+        f"RumourEval 2019 best macro-F1 {anchors['rumoureval2019_best_macro_f1']}",
+    )
+    labels = result["labels"]
+    confusion = Table(title="gold (rows) -> predicted", title_justify="left")
+    confusion.add_column("gold")
+    for label in labels:
+        confusion.add_column(label, justify="right")
+    confusion.add_column("F1", justify="right")
+    for label, row in zip(labels, result["confusion"], strict=True):
+        f1 = f"{result['per_class_f1'][label]:.3f}"
+        confusion.add_row(label, *(str(x) for x in row), f1)
+    return Group(table, confusion)
+
+
+STANCE_STYLE = {"support": "green", "deny": "bold red", "query": "yellow", "comment": "dim"}
+
+
+def _post_line(post: Mapping[str, Any], stance: str | None, here: bool) -> Text:
+    """``[deny 0.81] @handle 2014-10-22 15:01 UTC: text``; post text only ever as plain text
+    (never console markup: posts are hostile)."""
+    line = Text(no_wrap=False, overflow="fold")
+    if here:
+        line.append("▶ ", style="bold cyan")
+    if stance is not None:
+        line.append(f"[{stance} {post['confidence']:.2f}]", style=STANCE_STYLE.get(stance, ""))
+        line.append(" ")
+    author = post["author"]
+    line.append(f"@{author['handle'] or author['id']}", style="bold")
+    if author["verified"]:
+        line.append(" ✓", style="cyan")
+    line.append(f" {post['created_at'][:16].replace('T', ' ')} UTC: ", style="dim")
+    line.append(" ".join(str(post["text"]).split()))
+    return line
+
+
+def thread_view(thread: Any) -> RenderableType:
+    """``firesift thread``: the conversation as an indented tree (each reply under its parent,
+    in time order, tagged with its stance and confidence), then the tally per stance."""
+    from rich.tree import Tree
+
+    data = thread.to_dict()
+    posts = data["thread"]
+    keys = {p["key"] for p in posts}
+    root_key = f"{data['root']['source']}:{data['root']['id']}"
+    children: dict[str, list[Mapping[str, Any]]] = {}
+    for p in posts:
+        if p["key"] == root_key:
+            continue
+        parent = p["parent"] if p["parent"] in keys else root_key
+        children.setdefault(parent, []).append(p)
+    root = next(p for p in posts if p["key"] == root_key)
+    tree = Tree(_post_line(root, None, root_key == data["key"]), guide_style="dim")
+    stack = [(tree, root_key)]
+    while stack:
+        node, key = stack.pop()
+        for p in children.get(key, []):
+            stack.append((node.add(_post_line(p, p["stance"], p["key"] == data["key"])), p["key"]))
+    table = Table("stance", "replies", "accounts", title="Tally", title_justify="left")
+    for stance, c in data["tally"].items():
+        table.add_row(
+            Text(stance, style=STANCE_STYLE.get(stance, "")), str(c["posts"]), str(c["accounts"])
+        )
+    by = "the stance model" if data["stance_by"] == "model" else data["stance_by"]
+    note = Text(
+        f"{data['replies']} replies; stance towards the source post, by {by}"
+        + (f"; as of {data['as_of']}" if data["as_of"] else ""),
+        style="dim",
+    )
+    parts: list[RenderableType] = [tree, table, note]
+    parts.extend(Text(f"warning: {w}", style="yellow") for w in data["warnings"])
+    return Group(*parts)

@@ -1,4 +1,4 @@
-"""Answer commands: ask, chat, check, eval, train-stance."""
+"""Answer commands: ask, chat, check, thread, eval, train-stance."""
 
 from __future__ import annotations
 
@@ -116,6 +116,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_thread(args: argparse.Namespace) -> int:
+    from firesift.answer.thread import thread
+    from firesift.cli._render import thread_view
+
+    as_of = parse_as_of(args.as_of)
+    db = open_db(settings_of(args))
+    try:
+        result = thread(db, args.key, as_of=as_of)
+    finally:
+        db.close()
+    if args.json:
+        out(result.to_dict())
+    else:
+        _console().print(thread_view(result))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.what == "trends":
         from firesift.evaluation import trends_eval
@@ -125,6 +142,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not (data / "crisislext26_dev").is_dir():
             raise FiresiftError(f"no CrisisLexT26 data under {data}: pass --data DIR")
         result = trends_eval.run(data)
+    elif args.what == "stance":
+        from firesift.evaluation import stance_eval
+        from firesift.recorded import DATA
+
+        result = stance_eval.run(args.data or DATA / "rumoureval2017")
     else:
         from firesift.evaluation import answers_eval
 
@@ -192,14 +214,26 @@ def register(add: Add) -> None:
     db_opt(p)
     p.add_argument("--json", action="store_true")
 
+    p = add(
+        "thread",
+        cmd_thread,
+        "Show a post's conversation with every reply's stance (support, deny, query, comment)"
+        " towards its source post, and the tally.",
+    )
+    p.add_argument("key", metavar="SOURCE:ID", help="the post, e.g. x:524925050739490816")
+    as_of_opt(p, "everything stored")
+    db_opt(p)
+    p.add_argument("--json", action="store_true")
+
     p = add("eval", cmd_eval, "Evaluate trend detection or answers on real recorded data.")
-    p.add_argument("what", choices=["trends", "answers"])
+    p.add_argument("what", choices=["trends", "answers", "stance"])
     p.add_argument(
         "--data",
         type=Path,
         default=None,
         help="trends: the folder holding crisislext26_dev/ (default: the repository's data/); "
-        "answers: a corpus file or data directory (default: the shipped demo corpus)",
+        "answers: a corpus file or data directory (default: the shipped demo corpus); "
+        "stance: the RumourEval 2017 folder (default: data/rumoureval2017)",
     )
     p.add_argument("--json", action="store_true", help="every figure, per event or question")
 
