@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from firesift.evaluation.answers_eval import bench_answer, load_questions, run
 from firesift.post import to_ms
 
 OTTAWA = datetime(2014, 10, 22, 23, 30, tzinfo=UTC)
+LATE = datetime(2014, 10, 23, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -164,8 +166,28 @@ def test_answer_is_grounded_cited_and_copied(db: Database, engine: AnswerEngine)
     for line in answer.text.splitlines()[1:]:
         if not MARKER.search(line) or line.startswith("Claim check"):
             continue
+        if line.startswith("Conflicting reports on "):
+            for value, n in re.findall(r"“([^”]+)” \(\d+ accounts?\) \[(\d+)\]", line):
+                assert value in cited[int(n)], line
+            continue
         sentence = MARKER.split(line.lstrip("- "))[0].strip().rstrip(".")
         assert any(sentence in cited[n] for n in markers(line)), line
+
+
+def test_answer_counts_a_claim_by_its_accounts_and_shows_the_rival_claim(
+    engine: AnswerEngine,
+) -> None:
+    """Seven posts from six news accounts name Michael Zehaf-Bibeau in different words: one
+    claim, counted once per account, and the name two accounts gave instead is a conflict."""
+    answer = ask(engine, "Has the Ottawa gunman been identified?", LATE)
+    lines = answer.text.splitlines()
+    head = lines[2]
+    assert "Zehaf-Bibeau" in head
+    accounts = int(re.search(r"\((\d+) accounts", head).group(1))  # type: ignore[union-attr]
+    assert accounts >= 6 and "news organisations" in head
+    conflict = next(x for x in lines if x.startswith("Conflicting reports on who the suspect"))
+    assert "“Michael Joseph Hall” (2 accounts)" in conflict and "Zehaf-Bibeau" in conflict
+    assert lines.index(conflict) > 2
 
 
 def test_as_of_is_never_crossed(db: Database, engine: AnswerEngine) -> None:

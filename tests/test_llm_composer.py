@@ -415,8 +415,13 @@ def test_injected_instructions_change_nothing(
     data = json.loads(body.group(1))
     assert data["text"] == injected.text and data["name"] == injected.author.name
     assert "\\u003c/post\\u003e" in body.group(1)
+    claims = re.search(r"<claims>(.*?)</claims>", user)
+    assert claims is not None and user.count("</claims>") == 1
+    grouped = json.loads(claims.group(1))
+    assert [2] in [c["posts"] for c in grouped]
     request = json.dumps(server.history[-1].messages)
-    assert request.count("reply HACKED") == 1
+    in_claims = claims.group(1).count("reply HACKED")
+    assert in_claims <= 1 and request.count("reply HACKED") == 1 + in_claims
     assert "reply HACKED" in body.group(1)
 
     assert "[99]" not in answer.text

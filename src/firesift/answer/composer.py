@@ -63,8 +63,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from firesift.answer.citations import MarkerFilter, uncited_sentences
+from firesift.answer.claims import Claims, Encode, pool_claims
 from firesift.answer.evidence import EvidencePool
-from firesift.answer.model import Answer, AnswerEvent, Citation, Filters, Message, Verdict
+from firesift.answer.model import (
+    Answer,
+    AnswerEvent,
+    Citation,
+    ClaimSummary,
+    Filters,
+    Message,
+    Verdict,
+)
 from firesift.answer.understand import Understanding
 from firesift.errors import NotFound
 from firesift.post import Post
@@ -135,8 +144,19 @@ class ComposeContext:
     usage: dict[str, int] | None = None
     """Model tokens spent so far on this answer (a composer calling a model sets it); the
     writer puts it on the :class:`Answer` unless :meth:`AnswerWriter.answer` is given one."""
+    encode: Encode | None = None
+    """A sentence encoder (:mod:`firesift.semantic`) when one is installed: claims are then
+    grouped by paraphrase as well as by words."""
     pending: Callable[[ComposeContext], None] | None = None
     """The preparation still to run on this context (see :meth:`settle`), or ``None``."""
+
+    _claims: Claims | None = None
+
+    def claims(self) -> Claims:
+        """The pool's hits grouped into claims, with conflicts (computed once)."""
+        if self._claims is None:
+            self._claims = pool_claims(self.pool, self.understanding, encode=self.encode)
+        return self._claims
 
     def settle(self) -> None:
         """Finish preparing the context: label reply stances, run the claim check (setting
@@ -202,6 +222,7 @@ class AnswerWriter:
         if self.flag_uncited:
             for sentence in uncited_sentences(self.text):
                 warnings.append(f"uncited sentence: {sentence}")
+        renumber = {n: i for i, n in enumerate(self._filter.cited, start=1)}
         return Answer(
             text=self.text,
             citations=tuple(citations),
@@ -211,7 +232,38 @@ class AnswerWriter:
             composer=self.ctx.composer,
             grounded=bool(citations) if grounded is None else grounded,
             usage=dict(usage) if usage is not None else self.ctx.usage,
+            claims=self._claims(renumber),
         )
+
+    def _claims(self, renumber: dict[int, int]) -> tuple[ClaimSummary, ...]:
+        """The context's claims for the answer: those with a cited post, their citations
+        renumbered as the text's, and their conflicts pointing within the result."""
+        if not self.ctx.pool.hits():
+            return ()
+        found = self.ctx.claims()
+        kept = [k for k, c in enumerate(found.claims) if any(i.n in renumber for i in c.items)]
+        position = {k: j for j, k in enumerate(kept)}
+        out = []
+        for k in kept:
+            c = found.claims[k]
+            rivals = tuple(
+                (x.about, position[x.b if x.a == k else x.a])
+                for x in found.conflicts
+                if k in (x.a, x.b) and (x.b if x.a == k else x.a) in position
+            )
+            out.append(
+                ClaimSummary(
+                    text=c.sentence,
+                    citations=tuple(sorted(renumber[i.n] for i in c.items if i.n in renumber)),
+                    posts=tuple(i.key for i in c.items),
+                    accounts=c.accounts,
+                    independent=c.independent,
+                    kinds=c.kinds,
+                    first_seen=c.first_seen,
+                    conflicts=rivals,
+                )
+            )
+        return tuple(out)
 
 
 class Composer(ABC):

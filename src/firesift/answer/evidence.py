@@ -128,6 +128,10 @@ class EvidencePool:
         for key, author, ms in keys:
             self._considered.setdefault(key, (author, ms))
 
+    def folded_accounts(self, item: EvidenceItem) -> set[str]:
+        """The accounts of the reposts and near-duplicates folded into ``item``."""
+        return {self._considered[k][0] for k in item.collapsed if k in self._considered}
+
     def hits(self) -> list[EvidenceItem]:
         """Ranked search hits (and story posts), best first."""
         return [i for i in self.items if i.role in ("hit", "story")]

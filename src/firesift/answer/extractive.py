@@ -2,14 +2,19 @@
 
 No model weights, no network: the default composer. Layout::
 
-    As of 16:00 UTC on 22 Oct 2014: 212 posts from 180 accounts, first seen 13:51.
-    Claim check: disputed. Supported by 3 accounts [4][5]; denied by 2 [6]; questioned by 1 [7].
+    As of 00:00 UTC on 23 Oct 2014: 41 posts from 32 accounts, first seen 13:46.
+    Claim check: disputed. Denied or corrected by 2 accounts [4][5]; ...
 
-    Canadian official identifies dead Ottawa gunman as Michael Zehaf-Bibeau [1][2] (2 accounts)
-
-    - This is a photo of Michael Zehaf-Bibeau, gunman in this morning's shootings [3]
-      (one account: @CBCOttawa)
+    Canadian official identifies dead Ottawa gunman as Michael Zehaf-Bibeau [1][2][3][4]
+    (6 accounts: 6 news organisations)
       Disputed in replies: "That's not him" [8]
+    - Soldier shot dead in Ottawa attack identified as ... Nathan Cirillo [5][6] (2 accounts: ...)
+
+    Conflicting reports on who the suspect is: “Michael Zehaf-Bibeau” (6 accounts) [1]
+    against “Michael Joseph Hall” (2 accounts) [7].
+
+    Single-account reports:
+    - Police: a lockdown is in place at the Rideau Centre [9] (one account: @OttawaPolice)
 
 Design decisions:
 
@@ -17,17 +22,19 @@ Design decisions:
   cleaned of ``RT @x:``, links, ``@handles``, "BREAKING:" labels, trailing hashtag runs and
   anything shaped like a citation marker (:func:`firesift.answer.citations.strip_markers`).
   The only words firesift adds are the fixed frames: the header, "Claim check", "(one account:
-  @x)" / "(N accounts)", "Disputed in replies" / "Questioned in replies" and the "nothing in the
-  stream answers this" line.
+  @x)" / "(N accounts: ...)", "Conflicting reports on ...", "Single-account reports",
+  "Disputed in replies" / "Questioned in replies" and the "nothing in the stream answers this"
+  line; the values a conflict names ("Michael Joseph Hall") are words of the posts.
 - **Which sentence.** Each hit's sentences are scored by the question's weighted terms they
   cover (crude prefix stemming, paraphrases at a discount: see
   :class:`~firesift.answer.understand.TermCoverage`), with a small preference for the first
   sentence (the lede); sentences under four words are skipped.
-- **Points and storylines.** A sentence whose words overlap an existing point's by Jaccard
-  >= ``SAME_POINT`` is that point's corroboration (its marker is added, its account counted),
-  so "N accounts" counts independent accounts saying the same thing. Points are grouped into
-  storylines by trend story, then thread, then word overlap >= ``SAME_STORY``; the best point
-  is the headline and the rest are bullets, one block per storyline.
+- **Claims, most corroborated first.** The hits' sentences are grouped into claims
+  (:mod:`firesift.answer.claims`: the same slot value or a paraphrase, by words or, when the
+  context carries a sentence encoder, by embedding), each counted by distinct and independent
+  accounts with their kinds. The claim with the most independent accounts leads, then the
+  other claims several accounts back, then the conflicts between shown claims side by side,
+  then the single-account reports under their own heading.
 - **Both sides.** Replies in the pool with a ``deny`` (or ``query``) stance towards a point's
   post are shown under it; for "is it true" questions the claim check's counts and a few posts
   per side come first.
@@ -43,17 +50,15 @@ Design decisions:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from firesift.answer.citations import strip_markers
+from firesift.answer.claims import Claim, Conflict
 from firesift.answer.composer import ComposeContext, Composer, register_composer
 from firesift.answer.evidence import EvidenceItem
 from firesift.answer.model import AnswerDelta, AnswerDone, AnswerEvent, Evidence, Verdict
-from firesift.answer.understand import TermCoverage, content_words
-from firesift.trends import clean_text
+from firesift.answer.sentences import best_sentence, clean_post_text, split_sentences
 
 __all__ = [
     "ExtractiveComposer",
@@ -63,88 +68,9 @@ __all__ = [
     "split_sentences",
 ]
 
-SAME_POINT = 0.5
-SAME_STORY = 0.2
 MIN_COVERAGE = 0.34
 STRONG_SCORE = 0.25
 MAX_POINTS = 8
-MAX_SENTENCE_CHARS = 240
-
-_LABEL = re.compile(
-    r"^\s*(?:(?:breaking|just\s+in|update|updated|latest|developing|urgent|alert)"
-    r"(?:\s+news)?|news)\s*[:|\-–—]+\s*",
-    re.IGNORECASE,
-)
-_TRAILING_TAGS = re.compile(
-    r"(?=\s+#)(?<=\S)(?<!\b(?:of|in|at|on|to))(?<!\bfor)(?<!\bfrom)(?<!\bnear)(?<!\bthe)"
-    r"(?:\s+#\w+)+\s*$",
-    re.IGNORECASE,
-)
-"""Hashtags closing a post are dropped, unless the sentence needs them ("... of #Hamilton").
-The leading ``(?=\\s+#)`` only repeats what the match needs anyway: it rejects most positions
-before the five look-behinds are tried (6x faster on real posts)."""
-_HASH = re.compile(r"#(?<![\w&]#)(\w)")
-"""A ``#`` not after a word character or ``&``; written to start with the ``#`` itself, which
-the regex engine finds by a fast scan, instead of testing the look-behind at every position."""
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"“'A-Z0-9])|\s*\n+\s*|\s+[|]\s+")
-_WORD = re.compile(r"\w+")
-
-
-def clean_post_text(text: str) -> str:
-    """A post's text as it may appear in an answer (see the module docstring)."""
-    text = text.replace("&amp;", "&").replace("&gt;", ">").replace("&lt;", "<")
-    text = strip_markers(clean_text(text))
-    text = _LABEL.sub("", text)
-    text = _TRAILING_TAGS.sub("", text)
-    text = _HASH.sub(r"\1", text)
-    return " ".join(text.split()).strip(" -–—:|")
-
-
-_ABBREVIATION = re.compile(
-    r"(?:^|\s)(?:Cpl|Sgt|Lt|Col|Gen|Capt|Maj|Cmdr|Adm|Gov|Sen|Rep|Pres|Mr|Mrs|Ms|Dr|Prof|St|"
-    r"Jr|Sr|No|vs|Mt|Ft|U\.S|U\.K|Insp|Supt|Const|Det)\.$"
-)
-
-
-def _merge_abbreviations(parts: list[str]) -> list[str]:
-    """Undo splits after titles and common abbreviations ("Cpl. Nathan Cirillo")."""
-    out: list[str] = []
-    for part in parts:
-        if out and _ABBREVIATION.search(out[-1]):
-            out[-1] = f"{out[-1]} {part}"
-        else:
-            out.append(part)
-    return out
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of cleaned text."""
-    return _merge_abbreviations([s.strip() for s in _SPLIT.split(text) if s and s.strip()])
-
-
-def _covers(text: str, stems: dict[str, float]) -> float:
-    total = sum(stems.values())
-    if total <= 0:
-        return 1.0
-    words = set(_WORD.findall(text.lower()))
-    return sum(w for s, w in stems.items() if any(x.startswith(s) for x in words)) / total
-
-
-def best_sentence(text: str, stems: dict[str, float] | TermCoverage) -> tuple[str, float]:
-    """The sentence of post ``text`` that best covers the weighted term ``stems`` (or a
-    :class:`~firesift.answer.understand.TermCoverage`), cleaned, and its coverage;
-    ``("", 0.0)`` if none has four words."""
-    best, best_score, best_cov = "", -1.0, 0.0
-    for i, sentence in enumerate(split_sentences(clean_post_text(text))):
-        if len(sentence.split()) < 4:
-            continue
-        cov = stems(sentence) if isinstance(stems, TermCoverage) else _covers(sentence, stems)
-        score = cov + (0.15 if i == 0 else 0.0)
-        if score > best_score:
-            best, best_score, best_cov = sentence, score, cov
-    if len(best) > MAX_SENTENCE_CHARS:
-        best = best[: MAX_SENTENCE_CHARS - 1].rsplit(" ", 1)[0] + "…"
-    return best, best_cov
 
 
 def _when(dt: datetime, ref: datetime | None = None) -> str:
@@ -168,15 +94,32 @@ def header(as_of: datetime, ev: Evidence) -> str:
     return f"As of {when}: {posts} from {accounts}{first}."
 
 
+_KIND_WORDS = {
+    "news": ("news organisation", "news organisations"),
+    "official": ("official account", "official accounts"),
+    "verified": ("verified", "verified"),
+    "anonymous": ("anonymous", "anonymous"),
+}
+
+
 @dataclass(slots=True)
 class _Point:
-    sentence: str
-    words: set[str]
-    items: list[EvidenceItem]
+    """A claim as the answer shows it: its sentence's coverage of the question and whether
+    retrieval ranked one of its posts near the best hit (``STRONG_SCORE``), which makes it
+    relevant evidence even when its sentence covers less than ``MIN_COVERAGE`` (a
+    paraphrase, a name for a role)."""
+
+    claim: Claim
     coverage: float
     strong: bool = False
-    """Retrieval ranked the post near the best hit (``STRONG_SCORE``): relevant evidence even
-    when its sentence covers less than ``MIN_COVERAGE`` (a paraphrase, a name for a role)."""
+    items: list[EvidenceItem] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.items = list(self.claim.items)
+
+    @property
+    def sentence(self) -> str:
+        return self.claim.sentence
 
     def relevant(self) -> bool:
         return self.coverage >= MIN_COVERAGE or self.strong
@@ -193,12 +136,19 @@ class _Point:
         body = self.sentence[:-1] if self.sentence.endswith(".") else self.sentence
         return f"{body} {self.markers()} {self.tag()}"
 
-    def accounts(self) -> set[str]:
-        return {i.post.author.id or i.author for i in self.items}
-
     def tag(self) -> str:
-        n = len(self.accounts())
-        return f"(one account: @{self.items[0].author})" if n == 1 else f"({n} accounts)"
+        """``(one account: @x)`` or ``(7 accounts, 6 independent: 5 news organisations, 2
+        anonymous)``; the kinds are of the accounts that posted (not of folded reposts)."""
+        c = self.claim
+        if c.accounts == 1:
+            return f"(one account: @{c.items[0].author})"
+        head = f"{c.accounts} accounts"
+        if c.independent < c.accounts:
+            head += f", {c.independent} independent"
+        kinds = [
+            f"{n} {_KIND_WORDS[k][n != 1]}" for k, n in c.kinds.items() if n and k in _KIND_WORDS
+        ]
+        return f"({head}: {', '.join(kinds)})" if kinds else f"({head})"
 
 
 @dataclass(slots=True)
@@ -218,47 +168,20 @@ class _Budget:
         return out
 
 
-@dataclass(slots=True)
-class _Story:
-    key: str
-    words: set[str]
-    points: list[_Point] = field(default_factory=list)
-
-
-def _jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
-
-
-def _points(ctx: ComposeContext) -> list[_Story]:
-    u = ctx.understanding
-    stems = TermCoverage(u.terms, u.expansions)
-    stories: list[_Story] = []
-    points: list[_Point] = []
+def _points(ctx: ComposeContext) -> tuple[list[_Point], list[Conflict]]:
+    """The context's claims (:meth:`ComposeContext.claims`) as points, most independent
+    accounts first, and the conflicts between them (indexes into the list)."""
+    found = ctx.claims()
     top = max((i.score for i in ctx.pool.hits()), default=0.0)
-    for item in ctx.pool.hits():
-        sentence, cov = best_sentence(item.post.text, stems)
-        if not sentence:
-            continue
-        words = set(content_words(sentence))
-        same = next((p for p in points if _jaccard(words, p.words) >= SAME_POINT), None)
-        if same is not None:
-            same.items.append(item)
-            continue
-        if len(points) >= MAX_POINTS:
-            continue
-        strong = top > 0 and item.score >= STRONG_SCORE * top
-        point = _Point(sentence, words, [item], cov, strong)
-        points.append(point)
-        key = item.story or f"thread:{item.post.conversation_id or item.post.id}"
-        story = next((s for s in stories if s.key == key), None)
-        if story is None and not item.story:
-            story = next((s for s in stories if _jaccard(words, s.words) >= SAME_STORY), None)
-        if story is None:
-            story = _Story(key, set())
-            stories.append(story)
-        story.points.append(point)
-        story.words |= words
-    return stories
+    points = [
+        _Point(
+            c,
+            max(found.coverage[i.n] for i in c.items),
+            top > 0 and c.score >= STRONG_SCORE * top,
+        )
+        for c in found.claims
+    ][:MAX_POINTS]
+    return points, [x for x in found.conflicts if x.b < len(points)]
 
 
 def _replies(ctx: ComposeContext, point: _Point, budget: _Budget) -> list[str]:
@@ -303,6 +226,20 @@ def _claim_lines(ctx: ComposeContext, verdict: Verdict, budget: _Budget) -> list
     return [f"Claim check: {label}." + (f" {detail[0].upper()}{detail[1:]}." if detail else "")]
 
 
+def _conflict_line(about: str, points: list[_Point], budget: _Budget) -> str | None:
+    """``Conflicting reports on who the suspect is: “Michael Zehaf-Bibeau” (6 accounts) [1]
+    against “Michael Joseph Hall” (2 accounts) [5].`` The values are words of the posts."""
+    sides = []
+    for p in points:
+        slot = p.claim.slot
+        marks = "".join(f"[{i.n}]" for i in budget.take(p.items[:1]))
+        if slot is None or not marks:
+            return None
+        n = p.claim.accounts
+        sides.append(f"“{slot.value}” ({n} account{'s' if n != 1 else ''}) {marks}")
+    return f"Conflicting reports on {about}: {' against '.join(sides)}."
+
+
 def _body(ctx: ComposeContext) -> tuple[list[str], bool]:
     """The lines after the header (never none: a claim check, a headline or the "nothing
     answers this" line), and whether the answer is grounded."""
@@ -312,34 +249,40 @@ def _body(ctx: ComposeContext) -> tuple[list[str], bool]:
         budget.limit -= 1  # keep one citation for the answer itself
         lines += _claim_lines(ctx, ctx.verdict, budget)
         budget.limit += 1
-    stories = _points(ctx)
-    relevant = [p for s in stories for p in s.points if p.coverage >= MIN_COVERAGE]
-    grounded = bool(relevant) or (bool(stories) and not ctx.understanding.terms)
+    points, found = _points(ctx)
+    grounded = any(p.coverage >= MIN_COVERAGE for p in points) or (
+        bool(points) and not ctx.understanding.terms
+    )
     if not grounded:
         lines += ["", f"Nothing in the stream answers this as of {_stamp(ctx.as_of)}."]
-        closest = [p for s in stories for p in s.points if p.cite(budget)][:2]
+        closest = [p for p in points if p.cite(budget)][:2]
         if closest:
             lines.append("The closest posts:")
             lines += [f"- {p.line()}" for p in closest]
-    else:
-        stories = [s for s in stories if any(p.relevant() for p in s.points)] or stories
-        if ctx.understanding.terms:
-            for s in stories:
-                s.points = [p for p in s.points if p.relevant()]
-            stories = [s for s in stories if s.points]
-        head = stories[0].points[0]
-        head.cite(budget)
-        lines += ["", head.line()]
-        lines += _replies(ctx, head, budget)
-        for i, story in enumerate(stories):
-            rest = story.points[1:] if i == 0 else story.points
-            rest = [p for p in rest if p.cite(budget)]
-            if not rest:
-                continue
-            lines.append("")
-            for p in rest:
-                lines.append(f"- {p.line()}")
-                lines += _replies(ctx, p, budget)
+        return lines, grounded
+    shown = [p for p in points if p.relevant()] if ctx.understanding.terms else points
+    shown = shown or points
+    head, rest = shown[0], shown[1:]
+    head.cite(budget)
+    lines += ["", head.line()]
+    lines += _replies(ctx, head, budget)
+    several = [p for p in rest if p.claim.accounts > 1 and p.cite(budget)]
+    for p in several:
+        lines.append(f"- {p.line()}")
+        lines += _replies(ctx, p, budget)
+    index = {id(p.claim): k for k, p in enumerate(points)}
+    on_show = {index[id(p.claim)] for p in shown}
+    for c in found:
+        if c.a in on_show and c.b in on_show:
+            line = _conflict_line(c.about, [points[c.a], points[c.b]], budget)
+            if line:
+                lines += ["", line]
+    single = [p for p in rest if p.claim.accounts == 1 and p.cite(budget)]
+    if single:
+        lines += ["", "Single-account reports:"]
+        for p in single:
+            lines.append(f"- {p.line()}")
+            lines += _replies(ctx, p, budget)
     return lines, grounded
 
 

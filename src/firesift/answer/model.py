@@ -25,6 +25,7 @@ __all__ = [
     "AnswerEvent",
     "Citation",
     "ClaimRole",
+    "ClaimSummary",
     "Evidence",
     "Filters",
     "Message",
@@ -123,6 +124,36 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimSummary:
+    """One claim of an answer: posts asserting the same thing. ``citations`` are the answer's
+    ``[n]`` numbers of its cited posts, ``posts`` the keys of all of them; ``independent``
+    counts accounts that said it first-hand (reposts and copies excluded); ``kinds`` the
+    accounts per kind (news, official, verified, anonymous); ``conflicts`` pairs what two
+    claims disagree on with the index of the rival claim in :attr:`Answer.claims`."""
+
+    text: str
+    citations: tuple[int, ...]
+    posts: tuple[str, ...]
+    accounts: int
+    independent: int
+    kinds: dict[str, int]
+    first_seen: datetime
+    conflicts: tuple[tuple[str, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "claim": self.text,
+            "citations": list(self.citations),
+            "posts": list(self.posts),
+            "accounts": self.accounts,
+            "independent_accounts": self.independent,
+            "kinds": dict(self.kinds),
+            "first_seen": self.first_seen.isoformat(),
+            "conflicts": [{"about": about, "claim": k} for about, k in self.conflicts],
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     text: str
     citations: tuple[Citation, ...]
@@ -136,11 +167,14 @@ class Answer:
     """Model tokens this answer consumed (``prompt_tokens``, ``completion_tokens``,
     ``total_tokens``), as the endpoint reported them, summed over tool rounds; ``None`` for
     composers that call no model (and left out of :meth:`to_dict`)."""
+    claims: tuple[ClaimSummary, ...] = ()
+    """The cited posts grouped by what they assert, most independent accounts first."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "answer": self.text,
             "citations": [c.to_dict() for c in self.citations],
+            "claims": [c.to_dict() for c in self.claims],
             "as_of": self.as_of.isoformat(),
             "evidence": self.evidence.to_dict(),
             "warnings": list(self.warnings),

@@ -281,6 +281,7 @@ def _extras(answer: Answer, content: str, base: str, *, citations: bool) -> dict
     out.update(
         search_results=search_results(answer, base),
         evidence=answer.evidence.to_dict(),
+        claims=[c.to_dict() for c in answer.claims],
         as_of=answer.as_of.isoformat(),
         warnings=list(answer.warnings),
         grounded=answer.grounded,
