@@ -21,13 +21,24 @@ similarity >= ``JACCARD_THRESHOLD`` among the ``JACCARD_WINDOW`` best candidates
 copies that differ by a word). A group is shown once, as its *earliest* member (the original
 of a repost, the first of a copypasta: the post to cite), scored with its best member's score;
 ``collapsed`` counts the rest. With ``sort="recent"`` groups are ordered by their newest member.
+
+Bursts (:func:`burst_words`, :func:`burst_share`): what a set of matching posts *started*
+saying at ``as_of``. The matches are split at ``as_of - window``; a word's lift is the share of
+the window's distinct accounts that used it minus its share of the earlier accounts, kept when
+at least ``min_accounts`` accounts in the window used it, and scaled so the heaviest is 1.
+Accounts, not posts, so one account posting a word forty times is one vote (the trend
+tracker's rule); a difference of shares rather than a ratio, so a word every window post uses
+("earthquake" an hour after a quake) outweighs a rare one that merely never occurred before.
+A post's burst share is its words' lifts summed, ``full`` of them making a full share: the
+story that is developing now, told in the words its many accounts use, as opposed to the
+place's usual chatter (travel deals, a football club) that matched the same query.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal, Protocol
@@ -41,10 +52,13 @@ __all__ = [
     "JACCARD_WINDOW",
     "RECENCY_FLOOR",
     "REPOST_WEIGHT",
+    "BurstDoc",
     "Candidate",
     "RankParams",
     "Ranked",
     "RankedHit",
+    "burst_share",
+    "burst_words",
     "prior_score",
     "rank",
 ]
@@ -120,6 +134,50 @@ class Ranked:
     @property
     def keys(self) -> list[str]:
         return [h.key for h in self.hits]
+
+
+@dataclass(frozen=True, slots=True)
+class BurstDoc:
+    """What burst detection reads of a matching post: when, by whom, which words."""
+
+    created_ms: int
+    account: str
+    words: frozenset[str]
+
+
+def burst_words(
+    docs: Iterable[BurstDoc], *, as_of_ms: int, window_ms: int, min_accounts: int = 3
+) -> dict[str, float]:
+    """The words bursting among ``docs`` at ``as_of_ms``, each with its lift relative to the
+    heaviest (module docstring). Docs created after ``as_of_ms`` are ignored."""
+    cut = as_of_ms - window_ms
+    recent: dict[str, set[str]] = {}
+    past: dict[str, set[str]] = {}
+    accounts: tuple[set[str], set[str]] = (set(), set())
+    for d in docs:
+        if d.created_ms > as_of_ms:
+            continue
+        now = d.created_ms > cut
+        accounts[0 if now else 1].add(d.account)
+        side = recent if now else past
+        for w in d.words:
+            side.setdefault(w, set()).add(d.account)
+    n_recent, n_past = len(accounts[0]), len(accounts[1])
+    lifts: dict[str, float] = {}
+    for w, who in recent.items():
+        if len(who) < min_accounts:
+            continue
+        lift = len(who) / n_recent - (len(past.get(w, ())) / n_past if n_past else 0.0)
+        if lift > 0:
+            lifts[w] = lift
+    top = max(lifts.values(), default=0.0)
+    return {w: x / top for w, x in lifts.items()} if top > 0 else {}
+
+
+def burst_share(words: Iterable[str], burst: Mapping[str, float], full: float = 2.0) -> float:
+    """How much of the burst a post with ``words`` carries: their lifts summed over ``full``,
+    capped at 1."""
+    return min(1.0, sum(burst.get(w, 0.0) for w in words) / full)
 
 
 def prior_score(hit: Candidate, *, as_of_ms: int, params: RankParams | None = None) -> float:

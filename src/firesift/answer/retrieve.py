@@ -36,6 +36,17 @@ Pipeline (every step bounded by ``as_of``; nothing created later is ever read):
 5. **Trending boost** (``happening`` questions): posts of trend stories related to the question
    (or all stories, when the question has no terms) join the candidates, and candidates in a
    story get ``story_boost``.
+5b. **The burst at** ``as_of`` (``happening`` questions with terms): what is happening is
+   what the matches *started* saying. The ``burst_posts`` best matches of the last
+   ``burst_window_ms`` join the candidates (a story told in the last hours is not lost to
+   BM25's older favourites) and are compared with the matches just before the window
+   (:func:`firesift.rank.burst_words`: per word, the share of the window's distinct accounts
+   using it minus its share before; ``burst_accounts`` accounts at least); the terms of the
+   related trend stories count as bursting too. A candidate is multiplied by
+   ``1 + burst_boost * share``, ``share`` being how much of the burst its words carry
+   (:func:`firesift.rank.burst_share`). So "What is happening in Boston?" an hour after the
+   bombs leads with the blasts and the injured, not with the city's usual chatter, and not
+   merely with whatever was posted last. Everything read is bounded by ``as_of``.
 6. **Priors and collapsing** via :func:`firesift.rank.rank`: recency (half-life from the
    question's window) and engagement; reposts and near-duplicates fold into their earliest
    copy, which is the post to cite.
@@ -71,7 +82,7 @@ from firesift.index import Hit
 from firesift.matcher import PostView, matches
 from firesift.post import Post, to_ms
 from firesift.query import And, Field, MinCount, Node, Not, Or, Query, Word, parse
-from firesift.rank import Ranked, RankedHit, RankParams, rank
+from firesift.rank import BurstDoc, Ranked, RankedHit, RankParams, burst_share, burst_words, rank
 from firesift.search import split_key
 from firesift.textnorm import (
     dup_fingerprint,
@@ -89,6 +100,7 @@ __all__ = [
     "StreamTools",
     "constraints",
     "filter_bounds",
+    "first_pass_query",
     "post_matches",
     "retrieve",
     "trend_report",
@@ -125,6 +137,10 @@ class RetrieveParams:
     wide_reach: int = 10_000
     informative_boost: float = 0.5
     expand_query: bool = True
+    burst_boost: float = 2.0
+    burst_window_ms: int = 6 * 3_600_000
+    burst_posts: int = 200
+    burst_accounts: int = 3
 
 
 @dataclass(slots=True)
@@ -244,6 +260,31 @@ def constraints(u: Understanding, filters: Filters, as_of: datetime | None) -> B
     return Bounds(
         tuple(nodes), max(since) if since else None, min(until) if until else None, stated
     )
+
+
+def asked_words(u: Understanding, params: RetrieveParams | None = None) -> list[str]:
+    """The words of the first pass: the question's terms, then their paraphrases (when
+    ``expand_query``)."""
+    terms = u.terms
+    asked = list(terms)
+    if (params or RetrieveParams()).expand_query:
+        asked += [a for alts in u.expansions.values() for a in alts if a not in terms]
+    return asked
+
+
+def first_pass_query(
+    u: Understanding,
+    filters: Filters,
+    as_of: datetime,
+    params: RetrieveParams | None = None,
+) -> Query:
+    """The query of the first pass (module docstring, steps 1-2): the question's words OR-ed,
+    ANDed with its constraints; just the constraints when it has no terms. What every
+    retrieved post (but story posts and feedback hits) matches: evaluations rank the same
+    matches with other orders."""
+    bounds = constraints(u, filters, as_of)
+    asked = asked_words(u, params)
+    return bounds.query(_any([Word(w) for w in asked]) if asked else None)
 
 
 def post_matches(post: Post, bounds: Bounds, filters: Filters = NO_FILTERS) -> bool:
@@ -375,6 +416,65 @@ def _prior(post: Post, u: Understanding, asked: set[str], params: RetrieveParams
         )
         factor *= 1 + params.informative_boost * sum(signals) / len(signals)
     return factor
+
+
+def _burst(
+    db: Database,
+    bounds: Bounds,
+    asked: Sequence[str],
+    as_of_ms: int,
+    params: RetrieveParams,
+    stories: Sequence[Story],
+) -> tuple[dict[str, float], list[Hit], dict[str, Post]]:
+    """The words bursting among the question's matches at ``as_of_ms`` (module docstring,
+    step 5b), the window's best BM25 matches (candidates too) and the posts read.
+
+    The ``burst_posts`` best matches of the last ``burst_window_ms`` are compared with the
+    ``burst_posts`` matches just before it (:func:`firesift.rank.burst_words`; asked words
+    and their inflections excluded). Terms of the trend stories related to the question, which
+    the tracker found bursting across the whole stream, count at full weight."""
+    q = bounds.query(_any([Word(w) for w in asked]))
+    cut = as_of_ms - params.burst_window_ms
+    since = cut + 1 if q.since_ms is None else max(q.since_ms, cut + 1)
+    until = cut + 1 if q.until_ms is None else min(q.until_ms, cut + 1)
+    window = db.index.search(
+        Query(q.expr, since, q.until_ms), as_of_ms=as_of_ms, limit=params.burst_posts
+    )
+    before = db.index.search(
+        Query(q.expr, q.since_ms, until),
+        as_of_ms=as_of_ms,
+        limit=params.burst_posts,
+        sort="recent",
+    )
+    posts = _hydrate(db, dict.fromkeys(h.key for h in (*window, *before)))
+    stems = [_stem(w) for w in asked]
+    docs = [
+        BurstDoc(to_ms(p.created_at), p.author.id or p.author.handle, _burst_terms(p.text, stems))
+        for p in posts.values()
+    ]
+    words = burst_words(
+        docs,
+        as_of_ms=as_of_ms,
+        window_ms=params.burst_window_ms,
+        min_accounts=params.burst_accounts,
+    )
+    if words:
+        for story in stories:
+            for term in story.terms:
+                words.update(dict.fromkeys(_burst_terms(term, stems), 1.0))
+    return words, window, posts
+
+
+def _burst_terms(text: str, stems: Sequence[str]) -> frozenset[str]:
+    """The words of ``text`` that can burst: content words of three letters or more, not
+    links, not the asked words (or their inflections)."""
+    return frozenset(
+        w
+        for w in content_words(text)
+        if len(w) >= 3
+        and not w.startswith(("http", "t.co"))
+        and not any(w.startswith(s) for s in stems)
+    )
 
 
 def _stem(word: str) -> str:
@@ -552,9 +652,9 @@ def _ranked(
     index = db.index
     cands: dict[str, _Cand] = {}
     terms = u.terms
-    asked = list(terms)
-    if params.expand_query:
-        asked += [a for alts in u.expansions.values() for a in alts if a not in terms]
+    asked = asked_words(u, params)
+
+    scale: list[float] = []
 
     def any_of(words: Sequence[str]) -> list[tuple[Hit, float]]:
         """Hits for posts with any of ``words``, each with its score relative to the best."""
@@ -566,6 +666,7 @@ def _ranked(
             open_ended=open_ended,
         )
         top = max((h.score for h in hits), default=0.0) or 1.0
+        scale.append(top)
         return [(h, h.score / top) for h in hits]
 
     if terms:
@@ -613,6 +714,13 @@ def _ranked(
                 )
             c.story = sid
         pool.stories = tuple(stories)
+    burst: dict[str, float] = {}
+    if u.intent == "happening" and terms and params.burst_boost > 0:
+        burst, window, read = _burst(db, bounds, asked, as_of_ms, params, stories)
+        posts.update((k, p) for k, p in read.items() if k not in posts)
+        for h in window:
+            if h.key not in cands:
+                cands[h.key] = _Cand.of(h, bm25=min(1.0, h.score / scale[0]))
     weights = _idf_weights(db, u, list(posts.values()), params) if terms else {}
     coverage = TermCoverage(terms, u.expansions, weights)
     asked_set = {w for t in asked for w in re.findall(r"\w+", t.lower())}
@@ -638,6 +746,8 @@ def _ranked(
             considered.append(p)
         if c.story:
             rel *= 1 + params.story_boost
+        if burst:
+            rel *= 1 + params.burst_boost * burst_share(_burst_terms(p.text, ()), burst)
         c.score = max(rel, 1e-6)
         kept.append(c)
     pool.consider(considered)
