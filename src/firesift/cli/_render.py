@@ -125,6 +125,8 @@ def eval_view(what: str, result: Mapping[str, Any]) -> RenderableType:
     table = Table("measure", "value", title=f"firesift eval {what}", title_justify="left")
     if what == "stance":
         return stance_eval_view(table, result)
+    if what == "happening":
+        return happening_eval_view(table, result)
     if what == "trends":
         s = result["summary"]
         table.add_row("events detected", f"{s['detected']} / {s['events']}")
@@ -244,6 +246,37 @@ def registry_view(
     footer = Text("Every source also takes: ")
     footer.append("; ".join(f"{k} ({v})" for k, v in common.items()))
     return Group(table, footer)
+
+
+def happening_eval_view(table: Table, result: Mapping[str, Any]) -> RenderableType:
+    """``firesift eval happening``: mean P@30 of firesift, newest-first and BM25 (all events,
+    each half), the base rate, wins, leaks; then P@30 per event and as-of."""
+    s = result["summary"]
+    halves = s["split"]
+    table.add_row("questions", f"{s['points']} ({s['events']} events x as-of instants)")
+    for name in ("firesift", "newest", "bm25"):
+        first, second = halves["first_half"]["p@30"][name], halves["second_half"]["p@30"][name]
+        table.add_row(f"P@30 {name}", f"{s['p@30'][name]:.1%} (halves {first:.1%} / {second:.1%})")
+    table.add_row("base rate (random 30 of the matches)", f"{s['base_rate']:.1%}")
+    wins = s["wins"]
+    table.add_row(
+        "firesift better than", f"newest {wins['newest']}, bm25 {wins['bm25']} of {s['points']}"
+    )
+    table.add_row("posts after as-of (leaks)", str(s["leaks"]))
+    events = Table("event", "as-of", "matches", "firesift", "newest", "bm25", "base")
+    for e in result["events"]:
+        for p in e["points"]:
+            got = p["p@30"]
+            events.add_row(
+                e["event"],
+                f"+{p['hours_after_onset']:g} h",
+                str(p["matches"]),
+                f"{got['firesift']:.0%}",
+                f"{got['newest']:.0%}",
+                f"{got['bm25']:.0%}",
+                f"{p['base_rate']:.0%}",
+            )
+    return Group(table, events)
 
 
 def stance_eval_view(table: Table, result: Mapping[str, Any]) -> RenderableType:

@@ -147,6 +147,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from firesift.recorded import DATA
 
         result = stance_eval.run(args.data or DATA / "rumoureval2017")
+    elif args.what == "happening":
+        from firesift.evaluation import happening_eval
+        from firesift.recorded import DATA
+
+        data = args.data or DATA
+        if not (data / "crisislext26_dev").is_dir():
+            raise FiresiftError(f"no CrisisLexT26 data under {data}: pass --data DIR")
+        result = happening_eval.run(data)
     else:
         from firesift.evaluation import answers_eval
 
@@ -226,12 +234,13 @@ def register(add: Add) -> None:
     p.add_argument("--json", action="store_true")
 
     p = add("eval", cmd_eval, "Evaluate trend detection or answers on real recorded data.")
-    p.add_argument("what", choices=["trends", "answers", "stance"])
+    p.add_argument("what", choices=["trends", "answers", "stance", "happening"])
     p.add_argument(
         "--data",
         type=Path,
         default=None,
-        help="trends: the folder holding crisislext26_dev/ (default: the repository's data/); "
+        help="trends, happening: the folder holding crisislext26_dev/ (default: the "
+        "repository's data/); "
         "answers: a corpus file or data directory (default: the shipped demo corpus); "
         "stance: the RumourEval 2017 folder (default: data/rumoureval2017)",
     )
