@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from firesift.answer.retrieve import RetrieveParams
 from firesift.answer.understand import content_words
 from firesift.cli import main
 from firesift.errors import NotFound
@@ -62,7 +63,7 @@ def test_p_at_30_recomputed_from_the_labels(real_data: Path, meteor: dict[str, A
                 assert point["p@30"][name] == pytest.approx(hits / 30, abs=1e-3)
             assert 0 < point["related_matches"] <= point["matches"]
             assert point["base_rate"] == pytest.approx(
-                point["related_matches"] / point["matches"], abs=1e-3
+                point["related_matches"] / max(30, point["matches"]), abs=1e-3
             )
     means = meteor["summary"]["p@30"]
     points = [p for e in meteor["events"] for p in e["points"]]
@@ -189,3 +190,21 @@ def test_cli_json_and_table(
 def test_unknown_event_names_the_known_ones(real_data: Path) -> None:
     with pytest.raises(NotFound, match="2013_Russia_meteor"):
         happening_eval.run(real_data, events=["2013_Atlantis_flood"])
+
+
+def test_the_burst_puts_more_of_the_story_first(real_data: Path) -> None:
+    """Six hours into the Boston bombings and the Guatemala quake, the burst step (window
+    candidates and burst share) lifts related posts into the top 30 that the ranking without
+    it (``burst_boost=0``, the ranking before) left out; the baselines are unchanged."""
+    events, hours = ["2012_Guatemala_earthquake", "2013_Boston_bombings"], (6.0,)
+    on = happening_eval.run(real_data, events=events, as_of_hours=hours)
+    off = happening_eval.run(
+        real_data, events=events, as_of_hours=hours, params=RetrieveParams(burst_boost=0.0)
+    )
+    pairs = [
+        (a["p@30"], b["p@30"])
+        for ea, eb in zip(on["events"], off["events"], strict=True)
+        for a, b in zip(ea["points"], eb["points"], strict=True)
+    ]
+    assert all(a["firesift"] > b["firesift"] for a, b in pairs), pairs
+    assert all(a["newest"] == b["newest"] and a["bm25"] == b["bm25"] for a, b in pairs)

@@ -25,9 +25,10 @@ Method, per event (eight: the labelled ones in ``data/crisislext26_dev/``):
   newest-first among the matches, ``bm25`` is tantivy's score order without firesift's priors.
 - **P@30**: the share of a ranking's first 30 posts that are labelled related to THAT event
   ("Related and informative" or "Related - but not informative"), a short ranking counting
-  its missing places as misses. The **base rate** is the related share of all matches (the
-  expected P@30 of a random 30 of them). **leaks** counts ranked posts created after the
-  as-of (must be 0). Each point lists every ranker's ``top`` keys, so P@30 can be recomputed.
+  its missing places as misses. The **base rate** is the expected P@30 of a random 30 of the
+  matches: their related share, or related matches / 30 when there are fewer than 30.
+  **leaks** counts ranked posts created after the as-of (must be 0). Each point lists every
+  ranker's ``top`` keys, so P@30 can be recomputed.
 
 The summary averages P@30 over all (event, as-of) points, and separately over the events of
 each half of the sorted event list (``split``: the half where constants may be picked, and the
@@ -165,9 +166,7 @@ def evaluate_event(
                 "hours_after_onset": hours,
                 "matches": len(matches),
                 "related_matches": sum(k in related for k in matches),
-                "base_rate": round(sum(k in related for k in matches) / len(matches), 3)
-                if matches
-                else 0.0,
+                "base_rate": round(sum(k in related for k in matches) / max(K, len(matches)), 3),
                 "p@30": {},
                 "leaks": {},
                 "top": {},
