@@ -61,7 +61,8 @@ No terms and no constraints (e.g. "what is happening right now?") means: the new
 window, ordered by engagement and story membership. An implicit window ("right now") that finds
 fewer than ``min_results`` posts is dropped, with a warning; a window the person stated is not.
 Hydration is bounded by ``candidates`` (two passes at most ~2x), which keeps the store read
-under ~10 ms at 1M posts.
+under ~10 ms at 1M posts; a ``happening`` question with terms also reads the burst's two
+searches (at most ``2 * burst_posts`` posts, not yet measured at 1M).
 """
 
 from __future__ import annotations
