@@ -426,6 +426,46 @@ def test_claim_check_shows_verdict_reason_and_role_counts(page: Page, server: Se
         expect(verdict.locator(".stance-bar .seg").first).to_be_visible()
 
 
+def test_post_card_shows_its_thread_with_stances_and_tally(page: Page, server: Server) -> None:
+    claim = "A soldier was shot at the Ottawa war memorial"
+    with server.api(timeout=60) as client:
+        evidence = client.post("/api/check", json={"claim": claim}).json()["evidence"]
+        threads = [client.get(f"/api/posts/{e['source']}/{e['id']}").json() for e in evidence]
+    n, data = next((i, t) for i, t in enumerate(threads) if t["replies"] >= 3)
+    page.fill("#claim", claim)
+    page.press("#claim", "Enter")
+    rows = page.locator("#check-result .evidence-list > li")
+    expect(rows).to_have_count(len(evidence), timeout=60_000)
+    rows.nth(n).locator("button").click()
+
+    section = page.locator("#card .thread")
+    others = [p for p in data["thread"] if p["id"] != evidence[n]["id"]]
+    expect(section.locator("h3")).to_have_text(f"In this conversation ({len(others)})")
+    for stance, counts in data["tally"].items():
+        tally = section.locator(f".thread-tally .tally[data-stance={stance}]")
+        expect(tally.locator(".badge")).to_have_text(stance)
+        expect(tally.locator("strong")).to_have_text(str(counts["posts"]))
+    expect(section).to_contain_text("by the stance model")
+    items = section.locator(".thread-rows > li.row")
+    expect(items).to_have_count(len(others))
+    for i, p in enumerate(others):
+        item = items.nth(i)
+        expect(item.locator(".row-text")).to_have_text(p["text"])
+        expect(item).to_have_attribute("data-depth", str(min(p["depth"], 6)))
+        if p["stance"] is None:
+            expect(item.locator(".badge")).to_have_count(0)
+        else:
+            expect(item.locator(".badge")).to_have_text(p["stance"])
+    # a reply opens the same conversation, that reply on the card with its own stance
+    reply = next(i for i, p in enumerate(others) if p["stance"])
+    items.nth(reply).locator("button").click()
+    card = page.locator("#card article.post").first
+    expect(card.locator(".text")).to_have_text(others[reply]["text"])
+    expect(card.locator(".post-foot .badge")).to_have_text(others[reply]["stance"])
+    expect(section.locator(".thread-rows > li.row")).to_have_count(len(data["thread"]) - 1)
+    page.keyboard.press("Escape")
+
+
 def test_as_of_applies_to_search_and_trends(page: Page) -> None:
     with page.expect_request("**/api/trends?*") as trends:
         page.fill("#as-of", "2014-10-22T16:00")

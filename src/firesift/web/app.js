@@ -15,6 +15,7 @@ import {
   postRow,
   sourcesList,
   storyItem,
+  threadView,
   verdictView,
   warningsList,
 } from "./render.js";
@@ -132,19 +133,9 @@ async function openCard(raw) {
   try {
     const data = await getJSON(path, { as_of: state.asOf });
     if (token !== cardToken) return;
-    const post = { ...data.post, stance: raw.stance ?? data.post?.stance };
-    const others = (data.thread || []).filter((p) => String(p.id) !== String(raw.id));
-    body.replaceChildren(
-      postCard(post),
-      others.length
-        ? el(
-            "section",
-            { class: "thread", "aria-label": "Conversation" },
-            el("h3", {}, `In this conversation (${others.length})`),
-            el("ol", { class: "rows" }, others.map((p) => postRow(p, openCard, { short: false }))),
-          )
-        : null,
-    );
+    const self = (data.thread || []).find((p) => String(p.id) === String(raw.id));
+    const post = { ...data.post, stance: raw.stance ?? self?.stance ?? data.post?.stance };
+    body.replaceChildren(postCard(post), threadView(data, raw.id, openCard));
   } catch (err) {
     if (token !== cardToken) return;
     body.append(el("p", { class: "hint" }, `Full post unavailable: ${message(err)}`));

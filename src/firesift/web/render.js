@@ -163,6 +163,63 @@ export function postRow(raw, onOpen, { short = true } = {}) {
   );
 }
 
+const STANCE_ORDER = ["support", "deny", "query", "comment"];
+
+/**
+ * A post's conversation (GET /api/posts/{source}/{id}): the stance tally of the replies, then
+ * every other post of it in time order, indented by depth, each reply with its stance badge
+ * (towards the conversation's first post).
+ */
+export function threadView(data, currentId, onOpen) {
+  const posts = data.thread || [];
+  const others = posts.filter((p) => String(p.id) !== String(currentId));
+  if (!others.length) return null;
+  const tally = data.tally || {};
+  const replies = data.replies ?? posts.length - 1;
+  const by =
+    data.stance_by === "model"
+      ? "the stance model"
+      : data.stance_by === "cues"
+        ? "keyword cues (no stance model)"
+        : String(data.stance_by || "");
+  const accounts = (s) => tally[s]?.accounts ?? 0;
+  const summary = STANCE_ORDER.map((s) => `${s} ${tally[s]?.posts ?? 0}`).join(", ");
+  return el(
+    "section",
+    { class: "thread", "aria-label": "Conversation" },
+    el("h3", {}, `In this conversation (${others.length})`),
+    replies
+      ? el(
+          "div",
+          { class: "thread-tally", role: "group", "aria-label": `Replies by stance: ${summary}` },
+          STANCE_ORDER.map((s) =>
+            el(
+              "span",
+              { class: "tally", "data-stance": s },
+              stanceBadge(s),
+              " ",
+              el("strong", {}, String(tally[s]?.posts ?? 0)),
+              el("span", { class: "hint" }, ` · ${plural(accounts(s), "account")}`),
+            ),
+          ),
+        )
+      : null,
+    replies ? el("p", { class: "hint" }, `Each reply's stance towards the first post, by ${by}.`) : null,
+    warningsList(data.warnings),
+    el(
+      "ol",
+      { class: "rows thread-rows" },
+      others.map((p) => {
+        const depth = Math.max(0, Math.min(Number(p.depth) || 0, 6));
+        const row = postRow(p, onOpen, { short: false });
+        row.dataset.depth = String(depth);
+        row.style.setProperty("--depth", String(depth));
+        return row;
+      }),
+    ),
+  );
+}
+
 /** An inline SVG sparkline of per-minute counts (oldest first). */
 export function sparkline(values, { width = 120, height = 28 } = {}) {
   const svg = document.createElementNS(SVG, "svg");
