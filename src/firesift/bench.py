@@ -405,6 +405,12 @@ def bench_source(work: Path, posts: int | None, log: Log, target: str | None = N
     return run_source(work, posts, log, target)
 
 
+def bench_embed(work: Path, posts: int | None, log: Log) -> Result:
+    from firesift.semantic.bench import bench_embed as run_embed
+
+    return run_embed(work, posts, log)
+
+
 BENCHES: dict[str, Callable[..., Result]] = {
     "ingest": bench_ingest,
     "freshness": bench_freshness,
@@ -413,6 +419,7 @@ BENCHES: dict[str, Callable[..., Result]] = {
     "answer": bench_answer,
     "serve": bench_serve,
     "source": bench_source,
+    "embed": bench_embed,
 }
 TARGETED = {"source"}
 """Benches that take a target (``firesift bench source jetstream``)."""
