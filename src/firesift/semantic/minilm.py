@@ -86,20 +86,49 @@ _A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 _P = 0.3275911
 
 
-def _erf(x: F32) -> F32:
-    """Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), vectorised."""
-    sign = np.sign(x)
-    a = np.abs(x)
-    t = 1.0 / (1.0 + np.float32(_P) * a)
-    poly = t * (_A[0] + t * (_A[1] + t * (_A[2] + t * (_A[3] + t * _A[4]))))
-    out: F32 = (sign * (1.0 - poly * np.exp(-a * a))).astype(np.float32, copy=False)
-    return out
+_BLOCK = 1 << 15
+"""Elements per GELU block: small enough for its temporaries to stay in the CPU cache."""
 
 
 def _gelu(x: F32) -> F32:
-    """The exact (erf) GELU that BERT's ``hidden_act: gelu`` means."""
-    out: F32 = 0.5 * x * (1.0 + _erf(x * np.float32(1 / np.sqrt(2.0))))
-    return out
+    """The exact (erf) GELU that BERT's ``hidden_act: gelu`` means, in place on ``x``.
+
+    With z = |x|/sqrt(2), A&S 7.1.26 gives erf(z) = 1 - P(t) exp(-z^2), t = 1 / (1 + p z), so
+    with h = P(t) exp(-z^2) / 2: gelu(x) = x h for x < 0 and x (1 - h) for x >= 0, that is
+    x h + max(x, 0) (1 - 2 h). Computed block by block with in-place ufuncs: on whole
+    (tokens x 1536) arrays the dozen temporaries of the textbook form cost a third of the
+    encoder's time in memory traffic."""
+    flat = x.reshape(-1)
+    n = len(flat)
+    a = np.empty(min(n, _BLOCK), dtype=np.float32)
+    t = np.empty_like(a)
+    h = np.empty_like(a)
+    p = np.float32(_P / np.sqrt(2.0))
+    coef = [np.float32(c) for c in _A]
+    for start in range(0, n, _BLOCK):
+        xb = flat[start : start + _BLOCK]
+        m = len(xb)
+        ab, tb, hb = a[:m], t[:m], h[:m]
+        np.abs(xb, out=ab)
+        np.multiply(ab, p, out=tb)
+        tb += 1
+        np.reciprocal(tb, out=tb)
+        np.multiply(tb, coef[4], out=hb)
+        for c in (coef[3], coef[2], coef[1], coef[0]):
+            hb += c
+            hb *= tb
+        np.multiply(ab, ab, out=ab)
+        ab *= np.float32(-0.5)
+        np.exp(ab, out=ab)
+        hb *= ab
+        hb *= np.float32(0.5)  # h
+        np.maximum(xb, 0, out=ab)  # max(x, 0)
+        np.multiply(hb, np.float32(-2), out=tb)
+        tb += 1  # 1 - 2h
+        ab *= tb
+        xb *= hb
+        xb += ab
+    return x
 
 
 class MiniLM:
