@@ -67,16 +67,25 @@ _PERPETRATOR = {
     "hijacker", "hostage-taker", "perpetrator", "co-pilot", "copilot",
 }  # fmt: skip
 _VICTIM = {
-    "soldier", "soldiers", "victim", "victims", "guard", "officer", "reservist",
+    "soldier", "soldiers", "victim", "victims", "guard", "reservist",
     "hostage", "hostages", "passenger", "passengers", "corporal",
 }  # fmt: skip
-_ROLE_OF = {w: "perpetrator" for w in _PERPETRATOR} | {w: "victim" for w in _VICTIM}
+_OFFICER = {"officer", "officers", "cop", "cops", "policeman", "policemen", "constable"}
+_ROLE_OF = (
+    {w: "perpetrator" for w in _PERPETRATOR}
+    | {w: "victim" for w in _VICTIM}
+    | {w: "officer" for w in _OFFICER}
+)
 
 _TITLE = r"(?:(?:Cpl|Sgt|Lt|Col|Gen|Capt|Maj|Dr|Mr|Mrs|Ms|Prof|Const|Det|Insp)\.?\s+)?"
 _CAP = r"[A-Z][\w'’]*(?:-[A-Z]?[\w'’]+)*"
 _NAME = rf"{_TITLE}({_CAP}(?:\s+{_CAP}){{1,3}})"
-_IDENTIFY = r"(?:identif(?:y|ies|ied|ying)|named?|names|ID'?d)"
-_AFTER_VERB = re.compile(rf"\b{_IDENTIFY}\b(?:[^.;:!?]{{0,60}}?)\b{_NAME}")
+_IDENTIFY = r"(?i:identif(?:y|ies|ied|ying)|named?|names|ID'?d)"
+_NOT_AFTER = "".join(rf"(?<!\b{w}\s)" for w in ("at", "in", "on", "of", "by", "to", "from"))
+_AS_AFTER_VERB = re.compile(
+    rf"\b{_IDENTIFY}\b(?:[^.;:!?]{{0,60}}?)\bas\s+(?:[\w-]+\s+){{0,2}}?{_NOT_AFTER}{_NAME}"
+)
+_AFTER_VERB = re.compile(rf"\b{_IDENTIFY}\b(?:[^.;:!?]{{0,60}}?)\b{_NOT_AFTER}{_NAME}")
 _BEFORE_VERB = re.compile(rf"{_NAME},?(?:\s+\d+,)?\s+(?:has\s+been|was|is)\s+{_IDENTIFY}")
 
 _NUMBER_WORDS = {
@@ -104,9 +113,9 @@ _NOT_A_NAME = {"the", "a", "an", "this", "that", "breaking", "update", "police",
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """What a claim fills: ``kind`` (identity, count, toll), ``subject`` (``perpetrator`` /
-    ``victim`` for a name, the counted noun, ``dead`` / ``injured`` / ``hostages``) and the
-    ``value`` (a name, ``one`` / ``several``, a number as text)."""
+    """What a claim fills: ``kind`` (identity, count, toll), ``subject`` (``perpetrator``,
+    ``victim`` or ``officer`` for a name, the counted noun, ``dead`` / ``injured`` /
+    ``hostages``) and the ``value`` (a name, ``one`` / ``several``, a number as text)."""
 
     kind: SlotKind
     subject: str
@@ -115,7 +124,8 @@ class Slot:
     def about(self) -> str:
         """What two different values of this slot disagree on, in a reader's words."""
         if self.kind == "identity":
-            return f"who the {'suspect' if self.subject == 'perpetrator' else 'victim'} is"
+            who = {"perpetrator": "suspect", "victim": "victim", "officer": "officer"}
+            return f"who the {who[self.subject]} is"
         if self.kind == "count":
             return f"how many {self.subject}s there are"
         return {
@@ -132,7 +142,8 @@ class Slot:
 
 
 def _role(text: str) -> str | None:
-    for word in re.findall(r"[\w-]+", text.lower()):
+    text = re.sub(r"hostage[\s-]+taker", "hostage-taker", text.lower())
+    for word in re.findall(r"[\w-]+", text):
         role = _ROLE_OF.get(word)
         if role:
             return role
@@ -150,7 +161,7 @@ def read_slot(sentence: str) -> Slot | None:
     """The slot ``sentence`` fills, or None (module docstring)."""
     role = _role(sentence)
     if role is not None:
-        for pattern in (_AFTER_VERB, _BEFORE_VERB):
+        for pattern in (_AS_AFTER_VERB, _AFTER_VERB, _BEFORE_VERB):
             m = pattern.search(sentence)
             if m and m.group(1).split()[0].lower() not in _NOT_A_NAME:
                 return Slot("identity", role, m.group(1))
@@ -253,6 +264,16 @@ class Conflict:
     b: int
 
 
+def _same_slot(claim: Claim, slot: Slot | None) -> bool:
+    c = claim.slot
+    return (
+        slot is not None
+        and c is not None
+        and (slot.kind, slot.subject) == (c.kind, c.subject)
+        and slot.same_value(c)
+    )
+
+
 def _joins(
     claim: Claim, words: frozenset[str], slot: Slot | None, vec: npt.NDArray[np.float32] | None
 ) -> bool:
@@ -286,7 +307,9 @@ def group_claims(
     for n, (item, sentence) in enumerate(pairs):
         words, slot = _words(sentence), read_slot(sentence)
         vec = vectors[n] if vectors is not None else None
-        claim = next((c for c in claims if _joins(c, words, slot, vec)), None)
+        claim = next((c for c in claims if _same_slot(c, slot)), None) or next(
+            (c for c in claims if _joins(c, words, slot, vec)), None
+        )
         if claim is None:
             claim = Claim(sentence, [], slot, words, vec)
             claims.append(claim)
@@ -298,15 +321,25 @@ def group_claims(
     return claims
 
 
+def _denies(claim: Claim, rival: Slot) -> bool:
+    """Some post of ``claim`` leaves out the ``rival`` value altogether ("also known as
+    Michael Zehaf-Bibeau" or "the pilot X with co-pilot Y" name both and contradict nothing)."""
+    if rival.kind != "identity":
+        return True
+    last = rival.value.split()[-1].lower()
+    return any(last not in i.post.text.lower() for i in claim.items)
+
+
 def conflicts(claims: Sequence[Claim]) -> list[Conflict]:
-    """Pairs of claims filling the same slot with different values, in claim order."""
+    """Pairs of claims filling the same slot with different values, in claim order; for
+    names, each claim must have a post that does not mention the other's name."""
     out = []
     for a, ca in enumerate(claims):
         for b in range(a + 1, len(claims)):
             sa, sb = ca.slot, claims[b].slot
             if sa is None or sb is None or (sa.kind, sa.subject) != (sb.kind, sb.subject):
                 continue
-            if not sa.same_value(sb):
+            if not sa.same_value(sb) and _denies(ca, sb) and _denies(claims[b], sa):
                 out.append(Conflict(sa.about(), a, b))
     return out
 
