@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Cues", "count_conflict", "read_cues"]
+__all__ = ["Cues", "count_conflict", "negates", "read_cues"]
 
 _HEDGE = re.compile(
     r"\b(?:reports?\s+(?:of|that|say|suggest)|reportedly|reported(?:ly)?|unconfirmed|"
@@ -30,7 +30,8 @@ _DENY = re.compile(
     r"\b(?:fake|hoax|false|not\s+true|untrue|debunk\w*|denied|denies|deny|denying|wrong|"
     r"misinformation|disinformation|no\s+evidence|isn'?t\s+true|not\s+the\s+case|"
     r"rumou?rs?\s+(?:are|is|were|was)\s+(?:false|untrue|wrong)|false\s+alarm|"
-    r"not\s+(?:a|an)\s+\w+\s+(?:at\s+all)|misreport\w*|mistaken(?:ly)?|erroneous(?:ly)?)\b",
+    r"not\s+(?:a|an)\s+\w+\s+(?:at\s+all)|misreport\w*|mistaken(?:ly)?|erroneous(?:ly)?|"
+    r"quash\w*|dispel\w*|shot\s+down|put\s+to\s+rest)\b",
     re.IGNORECASE,
 )
 _CORRECT = re.compile(
@@ -94,3 +95,34 @@ def count_conflict(claim: str, text: str) -> str | None:
     text_many, text_one = _counted(_MANY_OF, text), _counted(_ONE_OF, text)
     both = (claim_many & text_one) | (claim_one & text_many)
     return min(both) if both else None
+
+
+_NOT = re.compile(
+    r"\b(?:not|no|never|nor|won'?t|isn'?t|aren'?t|wasn'?t|weren'?t|didn'?t|doesn'?t|don'?t|"
+    r"hasn'?t|haven'?t|can'?t|cannot)\b((?:\W+\w+){1,3})",
+    re.IGNORECASE,
+)
+_CONTENT = re.compile(r"[^\W\d_]{4,}")
+_UNKNOWN = re.compile(
+    r"\W+(?:yet|been|only|just|immediate\w*|official\w*|confirm\w*|verif\w*|clear|known|"
+    r"sure|word|comment|details?|info\w*|news|reports?|indication|sign)\b",
+    re.IGNORECASE,
+)
+
+
+def negates(claim: str, text: str) -> str | None:
+    """The claim's word that ``text`` negates ("Prince will NOT be performing" against "Prince
+    to perform a secret show": ``perform``), or None: a negation ("not", "no", "won't") with a
+    word of the claim among the three words after it, in a post when the claim itself has
+    none. Not knowing is not denying: "police have not confirmed the gunman", "no word on
+    injuries" negate nothing."""
+    if _NOT.search(claim):
+        return None
+    stems = {w.lower()[:5] for w in _CONTENT.findall(claim)}
+    for m in _NOT.finditer(text):
+        if _UNKNOWN.match(m.group(1)):  # "not confirmed", "no word yet": unknown, not denied
+            continue
+        for word in _CONTENT.findall(m.group(1)):
+            if word.lower()[:5] in stems:
+                return str(word).lower()
+    return None
