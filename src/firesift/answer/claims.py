@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 SAME_CLAIM = 0.45
-SAME_CLAIM_COSINE = 0.8
+SAME_CLAIM_COSINE = 0.75
 
 Encode = Callable[[Sequence[str]], "npt.NDArray[np.float32]"]
 """Texts to L2-normalised sentence vectors, one row per text."""
