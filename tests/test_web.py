@@ -626,3 +626,28 @@ def test_live_sources_panel_shows_each_source_and_why_one_stopped(
         context.close()
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_answer_lists_its_claims_with_counts_and_conflicts(page: Page) -> None:
+    page.fill("#as-of", "2014-10-23T00:00")
+    page.locator("#as-of").dispatch_event("change")
+    final = _ask(page, "Has the Ottawa gunman been identified?")
+    claims = final["claims"]
+    assert claims and claims[0]["accounts"] > 1
+    answer = page.locator(".turn.assistant").last
+    items = answer.locator(".claims > li")
+    expect(items).to_have_count(len(claims))
+    for k, claim in enumerate(claims):
+        item = items.nth(k)
+        expect(item.locator(".claim-text")).to_have_text(claim["claim"])
+        n, independent = claim["accounts"], claim["independent_accounts"]
+        count = "one account" if n == 1 else f"{n} accounts"
+        if independent < n:
+            count += f", {independent} independent"
+        expect(item.locator(".claim-count")).to_have_text(count)
+        expect(item.locator("button.chip")).to_have_count(len(claim["citations"]))
+        expect(item.locator(".conflict-badge")).to_have_text(
+            [f"conflicts with claim {x['claim'] + 1}: {x['about']}" for x in claim["conflicts"]]
+        )
+    items.first.locator("button.chip").first.click()
+    expect(page.locator("#card")).to_be_visible()

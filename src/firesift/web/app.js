@@ -3,6 +3,7 @@
 
 import { ApiError, getJSON, openLive, postJSON, setApiKey, streamChat } from "./api.js";
 import {
+  claimsList,
   AnswerWriter,
   el,
   emptyBox,
@@ -206,6 +207,7 @@ async function ask(question) {
     }
     after.replaceChildren(
       warningsList(final.warnings) || "",
+      claimsList(final.claims, (n) => results[n - 1] && openCard(results[n - 1])) || "",
       results.length ? sourcesList(results, (n) => openCard(results[n - 1])) : "",
     );
     state.messages = [...messages, { role: "assistant", content: text }];

@@ -387,6 +387,52 @@ export function sourcesList(results, onOpen) {
   );
 }
 
+const KIND_WORDS = { news: "news", official: "official", verified: "verified", anonymous: "anonymous" };
+
+/**
+ * The answer's claims: each with its account count (and how many are independent), the
+ * kinds of accounts, chips for its cited posts, and a conflict badge naming what a rival
+ * claim disagrees on. Claim text is post text: it goes in as text, never as HTML.
+ */
+export function claimsList(claims, onOpen) {
+  if (!claims?.length) return null;
+  return el(
+    "ol",
+    { class: "claims", "aria-label": "Claims" },
+    claims.map((c, k) => {
+      const kinds = Object.entries(c.kinds || {})
+        .filter(([, n]) => n > 0)
+        .map(([kind, n]) => `${n} ${KIND_WORDS[kind] || kind}`)
+        .join(", ");
+      const independent =
+        c.independent_accounts < c.accounts ? `, ${c.independent_accounts} independent` : "";
+      return el(
+        "li",
+        { class: `claim${c.accounts > 1 ? " corroborated" : " single"}`, "data-claim": String(k) },
+        el("span", { class: "claim-text" }, c.claim),
+        " ",
+        el(
+          "span",
+          { class: "badge claim-count" },
+          c.accounts === 1 ? "one account" : `${plural(c.accounts, "account")}${independent}`,
+        ),
+        kinds ? el("span", { class: "hint" }, ` ${kinds}`) : null,
+        " ",
+        (c.citations || []).map((n) =>
+          el("button", { type: "button", class: "chip", onclick: () => onOpen(n), "aria-label": `Source ${n}` }, String(n)),
+        ),
+        (c.conflicts || []).map((x) =>
+          el(
+            "span",
+            { class: "badge conflict-badge", title: claims[x.claim]?.claim || "" },
+            `conflicts with claim ${x.claim + 1}: ${x.about}`,
+          ),
+        ),
+      );
+    }),
+  );
+}
+
 /**
  * Writes streamed answer text into `target`, turning "[n]" markers into chip buttons. A marker
  * split across chunks ("[1" then "2]") is held back until it is complete.
