@@ -109,14 +109,18 @@ class StaticModel:
     def encode(self, texts: Sequence[str]) -> F32:
         """``(len(texts), dim)`` L2-normalised rows; a text with no tokens gets a zero row."""
         encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        lengths = np.array([len(e.ids) for e in encodings], dtype=np.int64)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not lengths.sum():
-            return out
-        flat = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64)
-        present = lengths > 0
-        starts = (np.cumsum(lengths) - lengths)[present]  # strictly increasing, < len(flat)
-        out[present] = np.add.reduceat(self.vectors[flat], starts, axis=0)
+        # A few hundred texts at a time: their gathered token rows stay in the CPU cache.
+        for start in range(0, len(encodings), 256):
+            chunk = encodings[start : start + 256]
+            lengths = np.array([len(e.ids) for e in chunk], dtype=np.int64)
+            present = lengths > 0
+            if not present.any():
+                continue
+            flat = np.fromiter((i for e in chunk for i in e.ids), dtype=np.int64)
+            starts = (np.cumsum(lengths) - lengths)[present]  # strictly increasing, < len(flat)
+            rows = out[start : start + len(chunk)]
+            rows[present] = np.add.reduceat(self.vectors[flat], starts, axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         result: F32 = np.where(norms > 0, out / np.maximum(norms, 1e-12), 0).astype(np.float32)
         return result
