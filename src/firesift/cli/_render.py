@@ -127,6 +127,8 @@ def eval_view(what: str, result: Mapping[str, Any]) -> RenderableType:
         return stance_eval_view(table, result)
     if what == "happening":
         return happening_eval_view(table, result)
+    if what == "veracity":
+        return veracity_eval_view(table, result)
     if what == "trends":
         s = result["summary"]
         table.add_row("events detected", f"{s['detected']} / {s['events']}")
@@ -166,6 +168,45 @@ def eval_view(what: str, result: Mapping[str, Any]) -> RenderableType:
     confusion = ", ".join(f"{k} {v}" for k, v in sorted(claims["confusion"].items()))
     table.add_row("claim confusion (gold->got)", confusion)
     return table
+
+
+def _fig(s: Mapping[str, Any]) -> str:
+    return f"{s['accuracy']:.3f} / {s['macro_f1']:.3f}"
+
+
+def veracity_eval_view(table: Table, result: Mapping[str, Any]) -> RenderableType:
+    """Accuracy / macro-F1 of the claim check as a veracity classifier: PHEME 9
+    leave-one-event-out (pooled, per event, with the rule each fold chose) and RumourEval 2017
+    dev, each against the majority baseline."""
+    table.columns[1].header = "accuracy / macro-F1"
+    pheme = result["pheme"]
+    table.add_row(
+        f"PHEME 9 leave-one-event-out ({pheme['items']:,} rumours, pooled)", _fig(pheme["pooled"])
+    )
+    table.add_row("  majority baseline", _fig(pheme["majority"]))
+    table.add_row(
+        "  searched without report_weight, reply_deny_weight",
+        _fig(result["without_new_constants"]["pheme"]["pooled"]),
+    )
+    re17 = result.get("rumoureval2017")
+    if re17:
+        table.add_row(f"RumourEval 2017 dev ({re17['items']} threads)", _fig(re17))
+        table.add_row("  majority baseline", _fig(re17["majority"]))
+    table.add_row("as of", f"source time + {result['as_of_hours']:g} h")
+    folds = Table("held-out event", "rumours", "accuracy / macro-F1", "majority", "rule chosen")
+    short = {
+        "support_weight": "sw",
+        "verified_weight": "vw",
+        "min_support": "ms",
+        "min_deny": "md",
+        "deny_ratio": "dr",
+        "reply_deny_weight": "rdw",
+        "report_weight": "rw",
+    }
+    for f in pheme["folds"]:
+        rule = " ".join(f"{short.get(k, k)}={v:g}" for k, v in f["rule"].items())
+        folds.add_row(f["event"], str(f["items"]), _fig(f), _fig(f["majority"]), rule)
+    return Group(table, folds)
 
 
 _STATE_STYLE = {

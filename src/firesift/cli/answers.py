@@ -155,6 +155,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not (data / "crisislext26_dev").is_dir():
             raise FiresiftError(f"no CrisisLexT26 data under {data}: pass --data DIR")
         result = happening_eval.run(data)
+    elif args.what == "veracity":
+        from firesift.evaluation import veracity_eval
+        from firesift.recorded import DATA
+
+        data = args.data or DATA
+        if not (data / "pheme9").is_dir():
+            raise FiresiftError(f"no PHEME 9 data under {data}: pass --data DIR")
+        result = veracity_eval.run(data)
     else:
         from firesift.evaluation import answers_eval
 
@@ -234,7 +242,7 @@ def register(add: Add) -> None:
     p.add_argument("--json", action="store_true")
 
     p = add("eval", cmd_eval, "Evaluate trend detection or answers on real recorded data.")
-    p.add_argument("what", choices=["trends", "answers", "stance", "happening"])
+    p.add_argument("what", choices=["trends", "answers", "stance", "happening", "veracity"])
     p.add_argument(
         "--data",
         type=Path,
@@ -242,7 +250,8 @@ def register(add: Add) -> None:
         help="trends, happening: the folder holding crisislext26_dev/ (default: the "
         "repository's data/); "
         "answers: a corpus file or data directory (default: the shipped demo corpus); "
-        "stance: the RumourEval 2017 folder (default: data/rumoureval2017)",
+        "stance: the RumourEval 2017 folder (default: data/rumoureval2017); "
+        "veracity: the folder holding pheme9/ and rumoureval2017/ (default: data/)",
     )
     p.add_argument("--json", action="store_true", help="every figure, per event or question")
 
