@@ -130,3 +130,25 @@ def test_answer_claims_reach_the_json_with_valid_citations(db: Database) -> None
     rival = claims[0]["conflicts"][0]
     assert rival["about"] == "who the suspect is"
     assert "Hall" in claims[rival["claim"]]["claim"]
+
+
+def test_the_configured_encoder_groups_claims_and_the_answer_says_so(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    question = [Message("user", "Has the Ottawa gunman been identified?")]
+    plain = AnswerEngine(db).answer(question, as_of=LATE)
+    assert plain.claims_grouping == "words" and plain.to_dict()["claims_grouping"] == "words"
+    monkeypatch.setenv("FIRESIFT_CLAIMS_ENCODER", "minilm")
+    engine = AnswerEngine(db)
+    encode, note = engine.encoder()
+    assert encode is not None and note is None
+    answer = engine.answer(question, as_of=LATE)
+    assert answer.claims_grouping == "words+minilm"
+    assert "Zehaf-Bibeau" in answer.claims[0].text
+
+
+def test_an_unknown_encoder_is_a_config_error(db: Database) -> None:
+    from firesift.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="claims_encoder"):
+        AnswerEngine(db, claims_encoder="word2vec")

@@ -233,6 +233,7 @@ class AnswerWriter:
             grounded=bool(citations) if grounded is None else grounded,
             usage=dict(usage) if usage is not None else self.ctx.usage,
             claims=self._claims(renumber),
+            claims_grouping="words+minilm" if self.ctx.encode is not None else "words",
         )
 
     def _claims(self, renumber: dict[int, int]) -> tuple[ClaimSummary, ...]:

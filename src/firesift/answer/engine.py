@@ -38,6 +38,7 @@ from firesift.answer.check import (
     check_claim,
     validate_claim,
 )
+from firesift.answer.claims import Encode
 from firesift.answer.composer import ComposeContext, Composer, composer_names, get_composer
 from firesift.answer.evidence import EvidencePool
 from firesift.answer.model import (
@@ -51,7 +52,7 @@ from firesift.answer.model import (
 )
 from firesift.answer.retrieve import NO_FILTERS, RetrieveParams, StreamTools, retrieve, trend_report
 from firesift.answer.understand import DEFAULT_WINDOW, understand
-from firesift.errors import FiresiftError, NotFound, ParseError
+from firesift.errors import ConfigError, FiresiftError, NotFound, ParseError
 from firesift.post import to_ms
 
 if TYPE_CHECKING:
@@ -63,6 +64,21 @@ __all__ = ["AnswerEngine", "now_utc"]
 def now_utc() -> datetime:
     """The wall clock, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+CLAIMS_ENCODERS = ("", "minilm")
+
+
+def _encoder_name(name: str | None) -> str:
+    """``name``, or the ``claims_encoder`` setting when ``None``; checked."""
+    if name is None:
+        from firesift import config
+
+        name = config.load().claims_encoder
+    name = name.strip().lower()
+    if name not in CLAIMS_ENCODERS:
+        raise ConfigError(f"claims_encoder must be minilm or empty, got {name!r}")
+    return name
 
 
 def _utc(dt: datetime) -> datetime:
@@ -108,6 +124,7 @@ class AnswerEngine:
         clock: Callable[[], datetime] = now_utc,
         stance: StancePredictor | None = None,
         params: RetrieveParams | None = None,
+        claims_encoder: str | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -116,6 +133,9 @@ class AnswerEngine:
         self._stance = stance
         self._stance_note: str | None = None
         self._lock = threading.Lock()
+        self.claims_encoder = _encoder_name(claims_encoder)
+        self._encode: Encode | None = None
+        self._encode_note: str | None = None
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -134,6 +154,21 @@ class AnswerEngine:
         except NotFound:
             valid = ", ".join(self.composer_names())
             raise NotFound(f"unknown composer {name!r}; available: {valid}") from None
+
+    def encoder(self) -> tuple[Encode | None, str | None]:
+        """The sentence encoder claims are grouped with (``None``: words and slots only) and,
+        when one was configured but cannot load, a warning saying so. Loaded on first use."""
+        if not self.claims_encoder:
+            return None, None
+        with self._lock:
+            if self._encode is None and self._encode_note is None:
+                from firesift import semantic
+
+                try:
+                    self._encode = semantic.load("full").encode
+                except NotFound as exc:
+                    self._encode_note = f"claims grouped by words only: {exc}"
+            return self._encode, self._encode_note
 
     def stance_model(self) -> tuple[StancePredictor, str | None]:
         """The stance model and, when it is the lexical fallback, a warning saying so."""
@@ -249,8 +284,12 @@ class AnswerEngine:
             )
         if pool.items and u.intent == "claim" and u.claim:
             validate_claim(u.claim, as_of=resolved, filters=filters)
+        encode, note = self.encoder() if pool.hits() else (None, None)
+        if note:
+            warnings.append(note)
         return ComposeContext(
             question=u.question,
+            encode=encode,
             messages=list(messages),
             understanding=u,
             as_of=resolved,

@@ -169,12 +169,16 @@ class Answer:
     composers that call no model (and left out of :meth:`to_dict`)."""
     claims: tuple[ClaimSummary, ...] = ()
     """The cited posts grouped by what they assert, most independent accounts first."""
+    claims_grouping: str = "words"
+    """How claims were grouped: ``words`` (slots and word overlap) or ``words+minilm`` (also
+    paraphrase by the sentence encoder)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "answer": self.text,
             "citations": [c.to_dict() for c in self.citations],
             "claims": [c.to_dict() for c in self.claims],
+            "claims_grouping": self.claims_grouping,
             "as_of": self.as_of.isoformat(),
             "evidence": self.evidence.to_dict(),
             "warnings": list(self.warnings),

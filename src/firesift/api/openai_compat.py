@@ -282,6 +282,7 @@ def _extras(answer: Answer, content: str, base: str, *, citations: bool) -> dict
         search_results=search_results(answer, base),
         evidence=answer.evidence.to_dict(),
         claims=[c.to_dict() for c in answer.claims],
+        claims_grouping=answer.claims_grouping,
         as_of=answer.as_of.isoformat(),
         warnings=list(answer.warnings),
         grounded=answer.grounded,
