@@ -55,10 +55,12 @@ from firesift.post import to_ms
 __all__ = ["bench_answer", "ingest", "load_questions", "percentile", "run"]
 
 
-def load_questions(path: Path | None = None) -> list[dict[str, Any]]:
-    """The question set (default: the one shipped with firesift)."""
+def load_questions(
+    path: Path | None = None, *, shipped: str = "answers_questions.jsonl"
+) -> list[dict[str, Any]]:
+    """The question set (default: the ``shipped`` one of firesift.evaluation)."""
     if path is None:
-        ref = resources.files("firesift.evaluation").joinpath("answers_questions.jsonl")
+        ref = resources.files("firesift.evaluation").joinpath(shipped)
         text = ref.read_text("utf-8")
     else:
         text = Path(path).read_text("utf-8")

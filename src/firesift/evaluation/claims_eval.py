@@ -29,11 +29,8 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from firesift.answer.claims import Claim, Encode, conflicts, pool_claims
 from firesift.answer.engine import AnswerEngine
@@ -41,6 +38,7 @@ from firesift.answer.evidence import EvidenceItem, EvidencePool
 from firesift.answer.model import Message
 from firesift.answer.understand import content_words
 from firesift.database import Database
+from firesift.evaluation import answers_eval
 from firesift.evaluation.answers_eval import ingest
 
 __all__ = ["evaluate", "load_questions", "points_baseline", "run"]
@@ -49,12 +47,8 @@ Grouping = Callable[[EvidencePool, Any], list[Claim]]
 
 
 def load_questions(path: Path | None = None) -> list[dict[str, Any]]:
-    if path is None:
-        ref = resources.files("firesift.evaluation").joinpath("claims_questions.jsonl")
-        text = ref.read_text("utf-8")
-    else:
-        text = Path(path).read_text("utf-8")
-    return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+    """The hand-checked claims (default: the set shipped with firesift)."""
+    return answers_eval.load_questions(path, shipped="claims_questions.jsonl")
 
 
 def points_baseline(items: Sequence[EvidenceItem], sentences: Sequence[str]) -> list[Claim]:
