@@ -127,6 +127,8 @@ def eval_view(what: str, result: Mapping[str, Any]) -> RenderableType:
         return stance_eval_view(table, result)
     if what == "happening":
         return happening_eval_view(table, result)
+    if what == "claims":
+        return claims_eval_view(result)
     if what == "veracity":
         return veracity_eval_view(table, result)
     if what == "trends":
@@ -167,6 +169,32 @@ def eval_view(what: str, result: Mapping[str, Any]) -> RenderableType:
     table.add_row("claim checks macro-F1", f"{claims['macro_f1']:.3f}")
     confusion = ", ".join(f"{k} {v}" for k, v in sorted(claims["confusion"].items()))
     table.add_row("claim confusion (gold->got)", confusion)
+    return table
+
+
+def claims_eval_view(result: Mapping[str, Any]) -> RenderableType:
+    """Per grouping: claims found leading, post recall and precision, account error, rivals."""
+    n, rivals = result["questions"], result["rivals_expected"]
+    table = Table(
+        "grouping",
+        "leads",
+        "recall",
+        "precision",
+        "account error",
+        "rivals shown",
+        title=f"firesift eval claims ({n} hand-checked questions, retrieval found"
+        f" {result['retrieved']:.0%} of the expected posts)",
+        title_justify="left",
+    )
+    for name, g in result["groupings"].items():
+        table.add_row(
+            name,
+            f"{g['leads']} / {n}",
+            f"{g['recall']:.1%}",
+            f"{g['precision']:.1%}",
+            f"{g['account_error']:.1f}",
+            f"{g['rivals_shown']} / {rivals}",
+        )
     return table
 
 

@@ -155,6 +155,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not (data / "crisislext26_dev").is_dir():
             raise FiresiftError(f"no CrisisLexT26 data under {data}: pass --data DIR")
         result = happening_eval.run(data)
+    elif args.what == "claims":
+        from firesift.evaluation import claims_eval
+
+        result = claims_eval.run(args.data)
     elif args.what == "veracity":
         from firesift.evaluation import veracity_eval
         from firesift.recorded import DATA
@@ -241,15 +245,22 @@ def register(add: Add) -> None:
     db_opt(p)
     p.add_argument("--json", action="store_true")
 
-    p = add("eval", cmd_eval, "Evaluate trend detection or answers on real recorded data.")
-    p.add_argument("what", choices=["trends", "answers", "stance", "happening", "veracity"])
+    p = add(
+        "eval",
+        cmd_eval,
+        "Evaluate trends, answers, claims, stance, veracity or real-time ranking on real"
+        " recorded data.",
+    )
+    p.add_argument(
+        "what", choices=["trends", "answers", "stance", "happening", "claims", "veracity"]
+    )
     p.add_argument(
         "--data",
         type=Path,
         default=None,
         help="trends, happening: the folder holding crisislext26_dev/ (default: the "
         "repository's data/); "
-        "answers: a corpus file or data directory (default: the shipped demo corpus); "
+        "answers, claims: a corpus file or data directory (default: the shipped demo corpus); "
         "stance: the RumourEval 2017 folder (default: data/rumoureval2017); "
         "veracity: the folder holding pheme9/ and rumoureval2017/ (default: data/)",
     )
