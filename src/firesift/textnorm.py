@@ -15,6 +15,9 @@ Two different questions are answered here, on purpose with different rules:
   :func:`lang_keys`, :func:`leading_mentions`): the exact terms stored in the index's raw
   fields and produced by the query side, so that ``from:Alice`` and a post by ``alice`` meet
   on one spelling.
+- **Content words** (:func:`content_words`): the lowercase words a post says, without links,
+  ``@handles``, one-letter tokens and the caller's stopwords, for the word statistics above the
+  index (bursts in search and answers, answer retrieval's coverage and feedback).
 
 Nothing here depends on tantivy; word tokenisation for full text is the index's analyser.
 """
@@ -26,6 +29,7 @@ import re
 import unicodedata
 
 __all__ = [
+    "content_words",
     "dup_fingerprint",
     "dup_text",
     "extract_hashtags",
@@ -173,3 +177,24 @@ def lang_keys(lang: str | None) -> list[str]:
         return []
     primary = tag.split("-", 1)[0]
     return [tag] if primary == tag else [tag, primary]
+
+
+_CONTENT_LINK = re.compile(r"https?://\S+|www\.\S+")
+_CONTENT_HANDLE = re.compile(r"(?<![\w@])@([A-Za-z0-9_](?:[\w.-]*\w)?)")
+_CONTENT_WORD = re.compile(r"[^\W_][\w'’-]*", re.UNICODE)
+
+
+def content_words(text: str, stop: frozenset[str] = frozenset()) -> list[str]:
+    """Lowercase words of ``text`` that carry meaning (words in ``stop``, links, handles and
+    one-letter tokens removed; a trailing ``'s`` dropped), in order, without repeats."""
+    text = _CONTENT_LINK.sub(" ", text)
+    text = _CONTENT_HANDLE.sub(" ", text)
+    out: dict[str, None] = {}
+    for word in _CONTENT_WORD.findall(text.lower()):
+        w = word.strip("'’-").replace("’", "'")
+        if w.endswith("'s"):
+            w = w[:-2]
+        if len(w) < 2 or w in stop:
+            continue
+        out[w] = None
+    return list(out)

@@ -49,12 +49,14 @@ from typing import Literal
 
 from firesift.answer.model import Message
 from firesift.errors import QueryError
+from firesift.textnorm import content_words as _content_words
 from firesift.trends import STOPWORDS
 
 __all__ = [
     "DEFAULT_WINDOW",
     "EXPANSION_CREDIT",
     "LIVE_WINDOW",
+    "NOT_CONTENT",
     "PARAPHRASES",
     "AnswerType",
     "Intent",
@@ -171,7 +173,6 @@ _QUOTED = re.compile(r"(?<!\S)-?[\"“][^\"“”]+[\"”]")
 _NEGATED = re.compile(r"(?<!\S)-[#\w][\w'’-]*")
 _HANDLE = re.compile(r"(?<![\w@])@([A-Za-z0-9_](?:[\w.-]*\w)?)")
 _HASHTAG = re.compile(r"(?<![\w&#])#(\w+)")
-_WORD = re.compile(r"[^\W_][\w'’-]*", re.UNICODE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,24 +264,15 @@ class Understanding:
         return sorted(self.terms, key=lambda t: (-self.terms[t], t))
 
 
-_LINK = re.compile(r"https?://\S+|www\.\S+")
-_NOT_CONTENT = STOPWORDS | QUESTION_WORDS
+NOT_CONTENT = STOPWORDS | QUESTION_WORDS
+"""What :func:`content_words` leaves out: stopwords and the words of asking."""
 
 
 def content_words(text: str) -> list[str]:
     """Lowercase words of ``text`` that carry meaning (stopwords, question words, links,
-    handles and one-letter tokens removed), in order, without repeats."""
-    text = _LINK.sub(" ", text)
-    text = _HANDLE.sub(" ", text)
-    out: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        w = word.strip("'’-").replace("’", "'")
-        if w.endswith("'s"):
-            w = w[:-2]
-        if len(w) < 2 or w in _NOT_CONTENT:
-            continue
-        out[w] = None
-    return list(out)
+    handles and one-letter tokens removed), in order, without repeats: the tokenizer of
+    :func:`firesift.textnorm.content_words` with :data:`NOT_CONTENT` as its stopwords."""
+    return _content_words(text, NOT_CONTENT)
 
 
 EXPANSION_CREDIT = 0.7
