@@ -40,10 +40,10 @@ Pipeline (every step bounded by ``as_of``; nothing created later is ever read):
    what the matches *started* saying. The ``burst_posts`` best matches of the last
    ``burst_window_ms`` join the candidates (a story told in the last hours is not lost to
    BM25's older favourites) and are compared with the matches just before the window
-   (:func:`firesift.rank.burst_words`: per word, the share of the window's distinct accounts
-   using it minus its share before; ``burst_accounts`` accounts at least); the terms of the
-   related trend stories count as bursting too. A candidate is multiplied by
-   ``1 + burst_boost * share``, ``share`` being how much of the burst its words carry
+   (:func:`firesift.burst.burst_at`, the step search shares: per word, the share of the
+   window's distinct accounts using it minus its share before; ``burst_accounts`` accounts at
+   least); the terms of the related trend stories count as bursting too. A candidate is
+   multiplied by ``1 + burst_boost * share``, ``share`` being how much of the burst its words carry
    (:func:`firesift.rank.burst_share`). So "What is happening in Boston?" an hour after the
    bombs leads with the blasts and the injured, not with the city's usual chatter, and not
    merely with whatever was posted last. Everything read is bounded by ``as_of``.
@@ -77,13 +77,14 @@ from typing import TYPE_CHECKING
 
 from firesift.answer.evidence import EvidencePool
 from firesift.answer.model import Filters
-from firesift.answer.understand import TermCoverage, Understanding, content_words
+from firesift.answer.understand import NOT_CONTENT, TermCoverage, Understanding, content_words
+from firesift.burst import BurstParams, burst_at, burst_terms, stem
 from firesift.errors import FiresiftError, QueryError
 from firesift.index import Hit
 from firesift.matcher import PostView, matches
 from firesift.post import Post, to_ms
 from firesift.query import And, Field, MinCount, Node, Not, Or, Query, Word, parse
-from firesift.rank import BurstDoc, Ranked, RankedHit, RankParams, burst_share, burst_words, rank
+from firesift.rank import Ranked, RankedHit, RankParams, burst_share, rank
 from firesift.search import split_key
 from firesift.textnorm import (
     dup_fingerprint,
@@ -430,56 +431,33 @@ def _burst(
     """The words bursting among the question's matches at ``as_of_ms`` (module docstring,
     step 5b), the window's best BM25 matches (candidates too) and the posts read.
 
-    The ``burst_posts`` best matches of the last ``burst_window_ms`` are compared with the
-    ``burst_posts`` matches just before it (:func:`firesift.rank.burst_words`; asked words
-    and their inflections excluded). Terms of the trend stories related to the question, which
-    the tracker found bursting across the whole stream, count at full weight."""
-    q = bounds.query(_any([Word(w) for w in asked]))
-    cut = as_of_ms - params.burst_window_ms
-    since = cut + 1 if q.since_ms is None else max(q.since_ms, cut + 1)
-    until = cut + 1 if q.until_ms is None else min(q.until_ms, cut + 1)
-    window = db.index.search(
-        Query(q.expr, since, q.until_ms), as_of_ms=as_of_ms, limit=params.burst_posts
-    )
-    before = db.index.search(
-        Query(q.expr, q.since_ms, until),
-        as_of_ms=as_of_ms,
-        limit=params.burst_posts,
-        sort="recent",
-    )
-    posts = _hydrate(db, dict.fromkeys(h.key for h in (*window, *before)))
+    :func:`firesift.burst.burst_at` on the first-pass query, asked words and their
+    inflections excluded, words read as :func:`~firesift.answer.understand.content_words`
+    reads them. Terms of the trend stories related to the question, which the tracker found
+    bursting across the whole stream, count at full weight."""
     stems = [_stem(w) for w in asked]
-    docs = [
-        BurstDoc(to_ms(p.created_at), p.author.id or p.author.handle, _burst_terms(p.text, stems))
-        for p in posts.values()
-    ]
-    words = burst_words(
-        docs,
+    found = burst_at(
+        db,
+        bounds.query(_any([Word(w) for w in asked])),
         as_of_ms=as_of_ms,
-        window_ms=params.burst_window_ms,
-        min_accounts=params.burst_accounts,
+        stems=stems,
+        params=BurstParams(
+            boost=params.burst_boost,
+            window_ms=params.burst_window_ms,
+            posts=params.burst_posts,
+            accounts=params.burst_accounts,
+        ),
+        stop=NOT_CONTENT,
     )
+    words = dict(found.words)
     if words:
         for story in stories:
             for term in story.terms:
-                words.update(dict.fromkeys(_burst_terms(term, stems), 1.0))
-    return words, window, posts
+                words.update(dict.fromkeys(burst_terms(term, stems, NOT_CONTENT), 1.0))
+    return words, found.window, found.posts
 
 
-def _burst_terms(text: str, stems: Sequence[str]) -> frozenset[str]:
-    """The words of ``text`` that can burst: content words of three letters or more, not
-    links, not the asked words (or their inflections)."""
-    return frozenset(
-        w
-        for w in content_words(text)
-        if len(w) >= 3
-        and not w.startswith(("http", "t.co"))
-        and not any(w.startswith(s) for s in stems)
-    )
-
-
-def _stem(word: str) -> str:
-    return word[: max(4, len(word) - 2)]
+_stem = stem
 
 
 def _feedback_terms(
@@ -748,7 +726,7 @@ def _ranked(
         if c.story:
             rel *= 1 + params.story_boost
         if burst:
-            rel *= 1 + params.burst_boost * burst_share(_burst_terms(p.text, ()), burst)
+            rel *= 1 + params.burst_boost * burst_share(burst_terms(p.text, (), NOT_CONTENT), burst)
         c.score = max(rel, 1e-6)
         kept.append(c)
     pool.consider(considered)
