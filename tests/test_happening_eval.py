@@ -171,8 +171,11 @@ def test_cli_json_and_table(
     result = json.loads(capsys.readouterr().out)
     s = result["summary"]
     assert s["events"] == 2 and s["points"] == 2 * len(happening_eval.AS_OF_HOURS)
-    assert set(s["p@30"]) == {"firesift", "newest", "bm25"}
+    assert set(s["p@30"]) == {"firesift", "search", "search-noburst", "newest", "bm25"}
     assert set(s["wins"]) == {"newest", "bm25"} and s["leaks"] == 0
+    assert set(s["search_wins"]) == {"search-noburst", "newest", "bm25"}
+    points = [p["p@30"] for e in result["events"] for p in e["points"]]
+    assert s["search_wins"]["newest"] == sum(p["search"] > p["newest"] for p in points)
     assert set(s["split"]) == {"first_half", "second_half"}
     assert 0 <= s["base_rate"] <= 1
     assert [e["event"] for e in result["events"]] == ["2013_LA_airport_shootings", METEOR]
@@ -195,7 +198,8 @@ def test_unknown_event_names_the_known_ones(real_data: Path) -> None:
 def test_the_burst_puts_more_of_the_story_first(real_data: Path) -> None:
     """Six hours into the Boston bombings and the Guatemala quake, the burst step (window
     candidates and burst share) lifts related posts into the top 30 that the ranking without
-    it (``burst_boost=0``, the ranking before) left out; the baselines are unchanged."""
+    it (``burst_boost=0``, the ranking before) left out, in answers and in the X-style search
+    of the place (``search`` against ``search-noburst``); the baselines are unchanged."""
     events, hours = ["2012_Guatemala_earthquake", "2013_Boston_bombings"], (6.0,)
     on = happening_eval.run(real_data, events=events, as_of_hours=hours)
     off = happening_eval.run(
@@ -207,4 +211,5 @@ def test_the_burst_puts_more_of_the_story_first(real_data: Path) -> None:
         for a, b in zip(ea["points"], eb["points"], strict=True)
     ]
     assert all(a["firesift"] > b["firesift"] for a, b in pairs), pairs
+    assert all(a["search"] > a["search-noburst"] for a, _ in pairs), pairs
     assert all(a["newest"] == b["newest"] and a["bm25"] == b["bm25"] for a, b in pairs)

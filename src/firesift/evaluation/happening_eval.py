@@ -23,6 +23,10 @@ Method, per event (eight: the labelled ones in ``data/crisislext26_dev/``):
   at or before the as-of): ``firesift`` is what ``firesift ask`` retrieves (understanding, the
   trend report at the as-of, :func:`firesift.answer.retrieve.retrieve`), ``newest`` is
   newest-first among the matches, ``bm25`` is tantivy's score order without firesift's priors.
+  ``search`` is the X-style search a person would type instead (the same first-pass query,
+  the place's words OR-ed) through :func:`firesift.search.search` at the as-of, as ``firesift
+  search`` and ``GET /api/search`` run it (priors, collapsing, the burst at the as-of);
+  ``search-noburst`` is the same search without the burst step (``burst=False``).
 - **P@30**: the share of a ranking's first 30 posts that are labelled related to THAT event
   ("Related and informative" or "Related - but not informative"), a short ranking counting
   its missing places as misses. The **base rate** is the expected P@30 of a random 30 of the
@@ -32,7 +36,8 @@ Method, per event (eight: the labelled ones in ``data/crisislext26_dev/``):
 
 The summary averages P@30 over all (event, as-of) points, and separately over the events of
 each half of the sorted event list (``split``: the half where constants may be picked, and the
-other half to report on).
+other half to report on); it counts the points where ``firesift`` (``wins``) and ``search``
+(``search_wins``) beat each other ranker.
 """
 
 from __future__ import annotations
@@ -60,12 +65,23 @@ from firesift.errors import NotFound
 from firesift.evaluation.trends_eval import EVENT_SOURCE, HOUR, find_onset, load_events
 from firesift.pipeline import IngestSummary
 from firesift.post import Author, Metrics, Post, from_ms, to_ms
+from firesift.search import search
 
-__all__ = ["AS_OF_HOURS", "RANKERS", "K", "build_posts", "evaluate_event", "precision", "run"]
+__all__ = [
+    "AS_OF_HOURS",
+    "BASELINES",
+    "RANKERS",
+    "K",
+    "build_posts",
+    "evaluate_event",
+    "precision",
+    "run",
+]
 
 K = 30
 AS_OF_HOURS = (1.0, 3.0, 6.0, 24.0)
-RANKERS = ("firesift", "newest", "bm25")
+RANKERS = ("firesift", "search", "search-noburst", "newest", "bm25")
+BASELINES = ("newest", "bm25")
 Ranker = Callable[[Database, str, datetime], list[str]]
 
 
@@ -112,6 +128,16 @@ def _firesift(params: RetrieveParams | None) -> Ranker:
     return ranker
 
 
+def _search(burst: bool) -> Ranker:
+    def ranker(db: Database, question: str, as_of: datetime) -> list[str]:
+        u = understand([Message("user", question)])
+        query = first_pass_query(u, NO_FILTERS, as_of)
+        resp = search(db, query, as_of=as_of, limit=K, burst=burst)
+        return [r.post.key for r in resp.results][:K]
+
+    return ranker
+
+
 def _matches(db: Database, question: str, as_of: datetime, sort: str) -> list[str]:
     """Every match of the question's first-pass query created at or before ``as_of``, newest
     first or by BM25; ties broken by key, so that the order is reproducible."""
@@ -128,6 +154,8 @@ def _matches(db: Database, question: str, as_of: datetime, sort: str) -> list[st
 def _rankers(params: RetrieveParams | None) -> dict[str, Ranker]:
     return {
         "firesift": _firesift(params),
+        "search": _search(True),
+        "search-noburst": _search(False),
         "newest": lambda db, q, t: _matches(db, q, t, "recent")[:K],
         "bm25": lambda db, q, t: _matches(db, q, t, "relevance")[:K],
     }
@@ -193,16 +221,20 @@ def _mean(rows: Sequence[dict[str, Any]], key: str, ranker: str | None = None) -
     return round(statistics.fmean(values), 3) if values else None
 
 
+def _wins(rows: Sequence[dict[str, Any]], ranker: str, others: Sequence[str]) -> dict[str, int]:
+    """Per ranker in ``others``: the points where ``ranker``'s P@30 is higher."""
+    points = [p["p@30"] for r in rows for p in r["points"]]
+    return {other: sum(p[ranker] > p[other] for p in points) for other in others}
+
+
 def _summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "events": len(rows),
         "points": sum(len(r["points"]) for r in rows),
         "p@30": {name: _mean(rows, "p@30", name) for name in RANKERS},
         "base_rate": _mean(rows, "base_rate"),
-        "wins": {
-            other: sum(p["p@30"]["firesift"] > p["p@30"][other] for r in rows for p in r["points"])
-            for other in RANKERS[1:]
-        },
+        "wins": _wins(rows, "firesift", BASELINES),
+        "search_wins": _wins(rows, "search", ("search-noburst", *BASELINES)),
         "leaks": sum(sum(p["leaks"].values()) for r in rows for p in r["points"]),
     }
 
