@@ -23,7 +23,9 @@ developing story's posts ahead of the place's usual chatter and of whatever mere
   the CrisisLexT26 dev events (``firesift eval happening``): a 6-hour window, 200 posts a side,
   3 accounts, boost 2. Search uses the same ones.
 
-Cost: two searches of ``posts`` hits and one store read of at most ``2 * posts`` posts.
+Cost: two searches of ``posts`` hits and one store read of at most ``2 * posts`` posts; a
+window with fewer matches than ``accounts`` (nothing can burst) costs one search and its
+posts.
 """
 
 from __future__ import annotations
@@ -156,6 +158,9 @@ def burst_at(
     window = db.index.search(
         Query(query.expr, since, query.until_ms), as_of_ms=as_of_ms, limit=p.posts
     )
+    if len(window) < p.accounts:
+        # fewer window posts than a word needs accounts: nothing bursts, whatever came before
+        return Burst({}, window, _hydrate(db, (h.key for h in window)), stop)
     before = db.index.search(
         Query(query.expr, query.since_ms, until),
         as_of_ms=as_of_ms,
