@@ -2,10 +2,12 @@
 
 Layers, outermost first: metrics timing (every request, errors included), OpenAI-shaped
 errors (:class:`~firesift.api.errors.ErrorMiddleware`), API-key checks, then the routes:
-``/v1`` (OpenAI-compatible), ``/api`` (REST + SSE), ``/healthz``, ``/metrics`` and the web
-page (``/`` and ``/static/...`` from ``firesift/web``; the directory may be missing or partly
-built, what is there is served). Engine work runs in a dedicated thread-pool limiter so a burst
-of chat requests cannot starve the short REST calls of worker threads.
+``/v1`` (OpenAI-compatible), ``/api`` (REST + SSE), ``/mcp`` (MCP over streamable HTTP,
+:mod:`firesift.mcp_server`; its session manager runs in the app's lifespan), ``/healthz``,
+``/metrics`` and the web page (``/`` and ``/static/...`` from ``firesift/web``; the directory
+may be missing or partly built, what is there is served). Engine work runs in a dedicated
+thread-pool limiter so a burst of chat requests cannot starve the short REST calls of worker
+threads.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from firesift.api import openai_compat, rest
 from firesift.api.auth import AuthPolicy, KeyStore
 from firesift.api.errors import APIError, ErrorMiddleware, error_response, http_exception_handler
 from firesift.api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from firesift.mcp_server import McpHttp
 
 if TYPE_CHECKING:
     from firesift.service import Service
@@ -136,7 +139,9 @@ def create_app(
     web = web_dir or WEB_DIR
     metrics = Metrics(service)
     policy = AuthPolicy(keys or KeyStore(service.db.path), bind_host=host, require_key=require_key)
+    mcp = McpHttp(service, host=host)
     routes = [
+        mcp.route,
         *openai_compat.routes,
         *rest.routes,
         Route("/healthz", healthz, methods=["GET"]),
@@ -152,6 +157,7 @@ def create_app(
             Middleware(AuthMiddleware, policy=policy),
         ],
         exception_handlers={HTTPException: http_exception_handler},
+        lifespan=mcp.lifespan,
     )
     app.state.service = service
     app.state.metrics = metrics

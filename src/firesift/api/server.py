@@ -86,7 +86,7 @@ def _config(app: Starlette, log_level: str) -> uvicorn.Config:
         app,
         log_level=log_level,
         access_log=False,
-        lifespan="off",
+        lifespan="on",  # runs the /mcp session manager (firesift.mcp_server.McpHttp)
         timeout_graceful_shutdown=3,
         server_header=False,
     )

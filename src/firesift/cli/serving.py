@@ -1,4 +1,4 @@
-"""Serving commands: serve, demo, keys."""
+"""Serving commands: serve, demo, keys, mcp."""
 
 from __future__ import annotations
 
@@ -117,6 +117,20 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """The MCP server on stdin/stdout (for an assistant that launches it); status on stderr."""
+    from firesift.cli._common import open_db
+    from firesift.mcp_server import run_stdio
+    from firesift.service import Service
+
+    service = Service(open_db(settings_of(args)), owns_db=True).start()
+    try:
+        run_stdio(service)
+    finally:
+        service.stop()
+    return 0
+
+
 def register(add: Add) -> None:
     p = add("serve", cmd_serve, "Serve the API (OpenAI-compatible + REST + SSE) and web page.")
     _serve_opts(p, "8000")
@@ -146,6 +160,14 @@ def register(add: Add) -> None:
     p.add_argument("--name", help="a label for a new key")
     db_opt(p)
     p.add_argument("--json", action="store_true")
+
+    p = add(
+        "mcp",
+        cmd_mcp,
+        "Serve the MCP tools (search, trends, threads, checks, answers) over stdio; "
+        "firesift serve has them over HTTP at /mcp.",
+    )
+    db_opt(p)
 
 
 __all__ = ["register"]
