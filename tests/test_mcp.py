@@ -126,7 +126,8 @@ async def _every_tool(client: Client, expected: dict[str, Any]) -> dict[str, Any
     tools = {t.name: t for t in (await client.list_tools()).tools}
     assert set(tools) == TOOLS
     for t in tools.values():
-        assert t.description and t.input_schema["type"] == "object"
+        assert t.title and t.description and "\n" not in t.description
+        assert t.input_schema["type"] == "object"
         assert t.output_schema is not None and t.output_schema["type"] == "object"
     assert tools["search_posts"].input_schema["required"] == ["query"]
     limit = tools["search_posts"].input_schema["properties"]["limit"]
@@ -286,3 +287,22 @@ def test_http_tools_with_key(
 
     run_async(session)
     assert "Traceback" not in proc.output()
+
+
+def test_building_the_server_leaves_logging_alone(ref: Database) -> None:
+    """The SDK's constructor calls logging.basicConfig; an app embedding firesift keeps its own
+    logging configuration."""
+    import logging
+
+    from firesift.mcp_server import build_server
+    from firesift.service import Service
+
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    root.handlers[:] = []  # as in a fresh process (pytest adds its own handlers)
+    try:
+        server = build_server(Service(ref))
+        assert server.name == "firesift"
+        assert root.handlers == [] and root.level == logging.WARNING
+    finally:
+        root.handlers[:] = saved

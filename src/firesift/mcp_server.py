@@ -42,6 +42,7 @@ Design decisions:
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, TypeVar
@@ -309,8 +310,15 @@ def _guard(fn: Callable[[], T]) -> T:
         raise ToolError(str(e)) from e
 
 
+def _doc(fn: Callable[..., Any]) -> str:
+    """A function's docstring as one paragraph (what a client shows as the description)."""
+    return " ".join((fn.__doc__ or "").split())
+
+
 def build_server(service: Service) -> MCPServer[Any]:
     """The MCP server over ``service`` (which the caller starts and stops)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     server: MCPServer[Any] = MCPServer(
         "firesift",
         title="firesift",
@@ -319,6 +327,10 @@ def build_server(service: Service) -> MCPServer[Any]:
         version=__version__,
         log_level="WARNING",
     )
+    # the SDK's constructor configures the root logger (logging.basicConfig with its own
+    # handler): logging belongs to the application, so it is put back as it was
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
     def instant(text: str | None, param: str = "as_of") -> datetime | None:
         if text is None or not text.strip():
@@ -328,7 +340,6 @@ def build_server(service: Service) -> MCPServer[Any]:
         except FiresiftError as e:
             raise ToolError(f"{param}: {e}") from e
 
-    @server.tool(title="Search posts")
     def search_posts(
         query: Annotated[
             str,
@@ -354,7 +365,6 @@ def build_server(service: Service) -> MCPServer[Any]:
         body: SearchOut = result.to_dict()  # type: ignore[assignment]
         return body
 
-    @server.tool(title="Trending terms and stories")
     def get_trends(
         as_of: AsOf = None,
         window: Annotated[
@@ -379,7 +389,6 @@ def build_server(service: Service) -> MCPServer[Any]:
             story["uri"] = story_uri(story["id"], body["as_of"])
         return body  # type: ignore[return-value]
 
-    @server.tool(title="A post's conversation with reply stances")
     def get_thread(
         key: Annotated[
             str,
@@ -395,7 +404,6 @@ def build_server(service: Service) -> MCPServer[Any]:
         result = _guard(lambda: thread(service.db, key.strip(), as_of=when, stance=stance))
         return result.to_dict()  # type: ignore[return-value]
 
-    @server.tool(title="Check a claim against the stream")
     def check_claim(
         claim: Annotated[str, Field(min_length=1, description="The claim, as a sentence")],
         as_of: AsOf = None,
@@ -407,7 +415,6 @@ def build_server(service: Service) -> MCPServer[Any]:
         verdict = _guard(lambda: service.engine.check(claim, as_of=when))
         return verdict.to_dict()  # type: ignore[return-value]
 
-    @server.tool(title="Ask the stream")
     def ask(
         question: Annotated[str, Field(min_length=1, description="A question about the stream")],
         as_of: AsOf = None,
@@ -435,6 +442,15 @@ def build_server(service: Service) -> MCPServer[Any]:
             raise FiresiftError(f"composer {composer!r} finished without an answer")
 
         return _guard(run)
+
+    for fn, title in (
+        (search_posts, "Search posts"),
+        (get_trends, "Trending terms and stories"),
+        (get_thread, "A post's conversation with reply stances"),
+        (check_claim, "Check a claim against the stream"),
+        (ask, "Ask the stream"),
+    ):
+        server.add_tool(fn, title=title, description=_doc(fn))
 
     @server.resource(
         POST_URI,
