@@ -1,0 +1,770 @@
+"""``/v1/responses``: the Responses API as xAI and OpenAI clients speak it, over firesift's answers.
+
+xAI retired Live Search in favour of server-side tools on this endpoint, so apps built for
+Grok's X search now send ``tools: [{"type": "x_search", ...}]``; this module lets them point at
+firesift unchanged. Wire shapes follow ``docs/api-compat.md``; request resolution, composers,
+``search_results``, the firesift extras and token estimates are the chat completions endpoint's
+(:mod:`firesift.api.openai_compat`), reused, not copied.
+
+Design decisions:
+
+- **Always grounded in the stream.** firesift has no training data to answer from, so a request
+  *without* tools searches the post stream anyway, exactly as an ``x_search`` tool without
+  limits would (and ``usage`` counts that search). Each search tool given adds its constraints;
+  several tools intersect (one retrieval obeys all of them), and each counts as one server-side
+  tool call.
+- **Tools, with xAI's names and rules.** ``x_search``: ``allowed_x_handles`` or
+  ``excluded_x_handles`` (at most 10, mutually exclusive, a leading ``@`` is dropped),
+  ``from_date`` / ``to_date`` (``YYYY-MM-DD``, inclusive UTC days, or ISO 8601 instants);
+  ``enable_image_understanding`` / ``enable_video_understanding`` are accepted and noted
+  (firesift reads post text). ``web_search``: firesift has no web index, so it searches posts,
+  and ``allowed_domains`` / ``excluded_domains`` (at most 5, mutually exclusive) keep only
+  posts that do (or do not) link those domains. Rule breaks are 400s naming the parameter; an
+  unknown tool type is a 400 naming the supported ones (from the tool registry).
+- **Output.** One ``message`` item with one ``output_text`` part. Inline citations are on by
+  default, as at xAI: each ``[n]`` marker of the answer becomes the markdown link
+  ``[[n]](url)`` and its ``url_citation`` annotation spans exactly that link.
+  ``include: ["no_inline_citations"]`` removes the markers (and the space before them); each
+  annotation then spans the stretch of text the marker stood after (from the start of its
+  sentence or line, or the previous marker). Offsets are Python ``str`` indices (code points)
+  into ``text``. Top-level ``citations`` lists the post URLs in ``n`` order; the firesift extras
+  (``search_results``, ``evidence``, ``claims``, ``as_of``, ``warnings``, ``grounded``) ride
+  alongside. When nothing in the stream matches, the answer says so, ``grounded`` is false and
+  there are no citations: firesift never answers from nowhere.
+- **Usage.** ``input_tokens`` / ``output_tokens`` are the LLM's own when one composed the
+  answer, else estimates (four characters a token); ``num_server_side_tools_used`` and
+  ``server_side_tool_usage_details`` inside ``usage``, and the xAI SDK's top-level
+  ``server_side_tool_usage`` (``{"SERVER_SIDE_TOOL_X_SEARCH": 1}``) and ``tool_calls``.
+- **Streaming** sends the Responses event sequence, each event as ``event: <type>`` plus
+  ``data: <json>`` with a rising ``sequence_number``. Text streams as the engine composes it up
+  to the first possible citation marker; the rest follows when the answer is done, because the
+  engine fixes which post each ``[n]`` names only then (a marker's URL is in its text). Each
+  ``response.output_text.annotation.added`` follows the delta that completes its span.
+- **Stored responses.** Every response (unless ``store: false``) is kept in
+  ``responses.sqlite3`` in the data directory, a small table of its own next to the post store
+  (with its own ordered migrations, run by :func:`firesift.store.schema.migrate`): API writes
+  then never queue behind the ingest writer, and they survive restarts. ``GET`` and ``DELETE
+  /v1/responses/{id}`` read and remove them; ``previous_response_id`` continues a stored one:
+  its conversation (earlier inputs and its output text) comes before the new input, while its
+  ``instructions`` are not carried over (as at OpenAI). A streamed response is stored when it
+  completes.
+- ``search_parameters`` (Live Search) on this endpoint is answered 410 Gone, as xAI does: its
+  filters would otherwise be silently dropped. Chat completions still accept it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import anyio.to_thread
+import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from firesift.answer.model import Answer, AnswerDelta, AnswerDone, AnswerEvent, Citation, Filters
+from firesift.answer.model import Message as Turn
+from firesift.api.errors import APIError, from_firesift, from_validation
+from firesift.api.openai_compat import (
+    _END,
+    _composer,
+    _domain,
+    _extras,
+    _json,
+    _run_to_end,
+    _service,
+    _title,
+    _url,
+    _usage,
+    _with_warnings,
+)
+from firesift.api.response_store import ResponseStore
+from firesift.api.schemas import CHAT_BODY_LIMIT, json_body, parse_instant
+from firesift.errors import FiresiftError
+
+if TYPE_CHECKING:
+    from firesift.service import Service
+
+__all__ = [
+    "TOOLS",
+    "ResponsesRequest",
+    "WebSearchTool",
+    "XSearchTool",
+    "render_citations",
+    "routes",
+]
+
+log = logging.getLogger("firesift.api")
+
+NO_INLINE = "no_inline_citations"
+_MARKER = re.compile(r"\[(\d{1,4})\]")
+_MAYBE_MARKER = re.compile(r"\[\d")
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)]?\s|\n")
+_LEAD = " \t,;:-–—•*"
+_TEXT_PARTS = ("input_text", "output_text", "text")
+_TOOL_NAMES = {"x_search": "SERVER_SIDE_TOOL_X_SEARCH", "web_search": "SERVER_SIDE_TOOL_WEB_SEARCH"}
+
+
+# -- request bodies ---------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class InputPart(_Body):
+    """One content part; ``input_text``, ``output_text`` and ``text`` parts carry text."""
+
+    type: str
+    text: str | None = None
+
+
+class InputItem(_Body):
+    """A message of ``input`` (an "easy" ``{role, content}`` message or ``type: "message"``);
+    other item types (tool calls, reasoning) carry nothing firesift reads and are skipped."""
+
+    type: str | None = None
+    role: Literal["user", "assistant", "system", "developer"] | None = None
+    content: str | list[InputPart] | None = None
+
+    def is_message(self) -> bool:
+        return self.type in (None, "message")
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(
+            p.text
+            for p in self.content
+            if p.type in ("input_text", "output_text", "text") and p.text
+        )
+
+
+def _instant(value: str | None, *, end: bool) -> datetime | None:
+    """``YYYY-MM-DD`` (the whole UTC day: ``end`` gives the next midnight) or ISO 8601."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = datetime.fromisoformat(value).replace(tzinfo=UTC)
+            return day + timedelta(days=1) if end else day
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"expected a date as YYYY-MM-DD or an ISO 8601 time, got {value!r}"
+        ) from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _strip_at(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    out = [v.strip().removeprefix("@") for v in values]
+    if any(not v for v in out):
+        raise ValueError("a handle may not be empty")
+    return out
+
+
+def _domains(values: list[str] | None) -> list[str] | None:
+    if values is None:
+        return None
+    out = [_domain(v.strip()).lower() for v in values]
+    if any(not v or "." not in v for v in out):
+        raise ValueError(f"expected domains such as example.com, got {values!r}")
+    return out
+
+
+class XSearchTool(_Body):
+    """xAI's ``x_search``: firesift's whole post stream, whatever sources feed it."""
+
+    type: Literal["x_search"]
+    allowed_x_handles: list[str] | None = None
+    excluded_x_handles: list[str] | None = None
+    from_date: str | None = None
+    to_date: str | None = None
+    enable_image_understanding: bool = False
+    enable_video_understanding: bool = False
+
+    _check_handles = field_validator("allowed_x_handles", "excluded_x_handles")(_strip_at)
+
+    @field_validator("from_date", "to_date")
+    @classmethod
+    def _dates(cls, value: str | None) -> str | None:
+        _instant(value, end=False)
+        return value
+
+    def rules(self) -> tuple[str, str] | None:
+        """The broken xAI rule as ``(param, message)``, if any."""
+        if self.allowed_x_handles and self.excluded_x_handles:
+            return "allowed_x_handles", (
+                "allowed_x_handles and excluded_x_handles cannot be used together"
+            )
+        for name in ("allowed_x_handles", "excluded_x_handles"):
+            values = getattr(self, name) or []
+            if len(values) > 10:
+                return name, f"{name} takes at most 10 handles (got {len(values)})"
+        lo, hi = _instant(self.from_date, end=False), _instant(self.to_date, end=True)
+        if lo and hi and lo >= hi:
+            return "from_date", "from_date is after to_date"
+        return None
+
+    def apply(self, acc: _Constraints) -> None:
+        acc.include_handles += self.allowed_x_handles or []
+        acc.exclude_handles += self.excluded_x_handles or []
+        if (lo := _instant(self.from_date, end=False)) is not None:
+            acc.since.append(lo)
+        if (hi := _instant(self.to_date, end=True)) is not None:
+            acc.until.append(hi)
+        if self.enable_image_understanding or self.enable_video_understanding:
+            acc.warnings.append(
+                "x_search: image and video understanding are not available; firesift reads "
+                "post text"
+            )
+
+
+class WebSearchTool(_Body):
+    """xAI's ``web_search``: firesift has no web index; it searches posts, and the domain
+    lists keep the posts that link (or do not link) those domains."""
+
+    type: Literal["web_search"]
+    allowed_domains: list[str] | None = None
+    excluded_domains: list[str] | None = None
+    enable_image_understanding: bool = False
+
+    _check_domains = field_validator("allowed_domains", "excluded_domains")(_domains)
+
+    def rules(self) -> tuple[str, str] | None:
+        if self.allowed_domains and self.excluded_domains:
+            return "allowed_domains", "allowed_domains and excluded_domains cannot be used together"
+        for name in ("allowed_domains", "excluded_domains"):
+            values = getattr(self, name) or []
+            if len(values) > 5:
+                return name, f"{name} takes at most 5 domains (got {len(values)})"
+        return None
+
+    def apply(self, acc: _Constraints) -> None:
+        acc.include_domains += self.allowed_domains or []
+        acc.exclude_domains += self.excluded_domains or []
+        acc.warnings.append(
+            "web_search: firesift has no web index; it searched posts"
+            + (" linking the given domains" if self.allowed_domains else "")
+        )
+
+
+SearchTool = XSearchTool | WebSearchTool
+TOOLS: dict[str, type[XSearchTool] | type[WebSearchTool]] = {
+    "x_search": XSearchTool,
+    "web_search": WebSearchTool,
+}
+"""The server-side tools firesift runs, by ``type``."""
+
+
+@dataclass(slots=True)
+class _Constraints:
+    since: list[datetime] = field(default_factory=list)
+    until: list[datetime] = field(default_factory=list)
+    include_handles: list[str] = field(default_factory=list)
+    exclude_handles: list[str] = field(default_factory=list)
+    include_domains: list[str] = field(default_factory=list)
+    exclude_domains: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def filters(self) -> Filters:
+        return Filters(
+            since=max(self.since) if self.since else None,
+            until=min(self.until) if self.until else None,
+            include_handles=tuple(dict.fromkeys(self.include_handles)),
+            exclude_handles=tuple(dict.fromkeys(self.exclude_handles)),
+            include_domains=tuple(dict.fromkeys(self.include_domains)),
+            exclude_domains=tuple(dict.fromkeys(self.exclude_domains)),
+        )
+
+
+class ResponsesRequest(_Body):
+    model: str = "firesift-extractive"
+    input: str | list[InputItem]
+    instructions: str | None = None
+    stream: bool = False
+    previous_response_id: str | None = None
+    include: list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    store: bool = True
+    as_of: str | None = None
+    """firesift extension: answer as of this instant (ISO 8601, or a relative time)."""
+    search_parameters: Any = None
+    """Live Search: refused with 410 on this endpoint (see the module docstring)."""
+
+    @field_validator("input")
+    @classmethod
+    def _has_text(cls, value: str | list[InputItem]) -> str | list[InputItem]:
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("the input is empty")
+            return value
+        for i, item in enumerate(value):
+            if item.is_message() and item.role is None:
+                raise ValueError(f"input item {i} is a message without a role")
+        if not any(m.is_message() and m.role == "user" and m.text().strip() for m in value):
+            raise ValueError("the input needs at least one user message with text")
+        return value
+
+    def inline_citations(self) -> bool:
+        return NO_INLINE not in (self.include or [])
+
+    def search_tools(self) -> list[SearchTool]:
+        """The tools, validated: 400 for an unknown type or a broken rule, 422 for a bad value."""
+        out: list[SearchTool] = []
+        for i, raw in enumerate(self.tools or []):
+            kind = raw.get("type") if isinstance(raw, dict) else None
+            model = TOOLS.get(kind) if isinstance(kind, str) else None
+            if model is None:
+                raise APIError(
+                    400,
+                    f"tools[{i}]: unsupported tool type {kind!r}; firesift runs "
+                    f"{', '.join(sorted(TOOLS))}",
+                    param=f"tools.{i}.type",
+                    code="unsupported_tool",
+                )
+            try:
+                tool = model.model_validate(raw)
+            except ValidationError as e:
+                raise from_validation(e, prefix=f"tools.{i}") from None
+            broken = tool.rules()
+            if broken is not None:
+                raise APIError(
+                    400, f"tools[{i}] ({kind}): {broken[1]}", param=f"tools.{i}.{broken[0]}"
+                )
+            out.append(tool)
+        return out
+
+
+# -- citations in the text --------------------------------------------------------------------
+
+
+def _annotation(c: Citation, base: str, start: int, end: int) -> dict[str, Any]:
+    return {
+        "type": "url_citation",
+        "url": _url(c, base),
+        "title": _title(c),
+        "start_index": start,
+        "end_index": end,
+    }
+
+
+def render_citations(
+    text: str, citations: Sequence[Citation], base: str, *, inline: bool
+) -> tuple[str, list[dict[str, Any]]]:
+    """``text`` with its ``[n]`` markers as xAI writes them, and one ``url_citation`` per marker
+    with exact offsets into the result. ``inline``: each marker becomes ``[[n]](url)`` and its
+    annotation spans that link; otherwise markers (and the space before a run of them) go, and
+    each annotation spans the text its marker followed, from the start of its sentence or line
+    (or the previous marker run)."""
+    by_n = {c.n: c for c in citations}
+    out: list[str] = []
+    size = 0
+    annotations: list[dict[str, Any]] = []
+    pos = 0
+    span_floor = 0  # in output offsets: where the next un-inlined span may start
+    matches = [m for m in _MARKER.finditer(text) if int(m.group(1)) in by_n]
+    i = 0
+    while i < len(matches):
+        # a run: markers back to back
+        run = [matches[i]]
+        while i + 1 < len(matches) and matches[i + 1].start() == run[-1].end():
+            i += 1
+            run.append(matches[i])
+        i += 1
+        before = text[pos : run[0].start()]
+        after = text[run[-1].end() : run[-1].end() + 1]
+        if inline:
+            out.append(before)
+            size += len(before)
+            for m in run:
+                c = by_n[int(m.group(1))]
+                link = f"[[{c.n}]]({_url(c, base)})"
+                annotations.append(_annotation(c, base, size, size + len(link)))
+                out.append(link)
+                size += len(link)
+        else:
+            if before.endswith(" ") and (not after or after.isspace() or after in ".,;:!?)"):
+                before = before[:-1]
+            out.append(before)
+            size += len(before)
+            written = "".join(out)
+            start = max(span_floor, _sentence_start(written))
+            while start < size and written[start] in _LEAD:
+                start += 1
+            for m in run:
+                annotations.append(_annotation(by_n[int(m.group(1))], base, start, size))
+            span_floor = size
+        pos = run[-1].end()
+    out.append(text[pos:])
+    return "".join(out), annotations
+
+
+def _sentence_start(written: str) -> int:
+    last = 0
+    for m in _SENTENCE_END.finditer(written):
+        last = m.end()
+    return last
+
+
+# -- the endpoints' shared state --------------------------------------------------------------
+
+
+_STORES_LOCK = threading.Lock()
+
+
+def _store(request: Request) -> ResponseStore:
+    """The app's response store, opened on first use (in a worker thread)."""
+    state = request.app.state
+    with _STORES_LOCK:
+        store: ResponseStore | None = getattr(state, "response_store", None)
+        if store is None:
+            store = ResponseStore(_service(request).db.path)
+            state.response_store = store
+    return store
+
+
+def _not_found(response_id: str, param: str | None = None) -> APIError:
+    return APIError(
+        404, f"no stored response with id {response_id!r}", param=param, code="not_found"
+    )
+
+
+# -- one call ---------------------------------------------------------------------------------
+
+
+class _Call:
+    """One Responses request, resolved: composer, conversation, tools, filters, instant."""
+
+    def __init__(
+        self, service: Service, store: ResponseStore, req: ResponsesRequest, base: str
+    ) -> None:
+        if req.search_parameters is not None:
+            raise APIError(
+                410,
+                "search_parameters (Live Search) is retired on /v1/responses, as at xAI: send "
+                'tools: [{"type": "x_search", ...}] instead (firesift\'s /v1/chat/completions '
+                "still accepts search_parameters)",
+                param="search_parameters",
+                code="live_search_deprecated",
+            )
+        self.service = service
+        self.store = store
+        self.req = req
+        self.base = base
+        self.composer = _composer(service, req.model)
+        self.tools = req.search_tools()
+        self.inline = req.inline_citations()
+        self.as_of = parse_instant(req.as_of, now=service.now(), param="as_of")
+        acc = _Constraints()
+        for tool in self.tools:
+            tool.apply(acc)
+        self.filters = acc.filters()
+        self.warnings = list(dict.fromkeys(acc.warnings))
+        if self.filters.since and self.filters.until and self.filters.since >= self.filters.until:
+            self.warnings.append("the date filters leave no time range: no post can match")
+        history: tuple[Turn, ...] = ()
+        if req.previous_response_id:
+            stored = store.get(req.previous_response_id)
+            if stored is None:
+                raise _not_found(req.previous_response_id, "previous_response_id")
+            history = stored.conversation
+        self.conversation = [*history, *_turns(req.input)]
+        system = [Turn("system", req.instructions)] if req.instructions else []
+        self.messages = [*system, *self.conversation]
+        self.id = "resp_" + secrets.token_hex(24)
+        self.item_id = "msg_" + secrets.token_hex(24)
+        self.created = int(time.time())
+        self.seq = 0
+
+    def events(self) -> Iterator[AnswerEvent]:
+        """The engine's stream (on a worker thread), with the request's warnings added."""
+        for ev in self.service.stream_answer(
+            self.messages, filters=self.filters, as_of=self.as_of, composer=self.composer
+        ):
+            if isinstance(ev, AnswerDone) and self.warnings:
+                ev = AnswerDone(_with_warnings(ev.answer, self.warnings))
+            yield ev
+
+    # -- shapes -----------------------------------------------------------------------------
+
+    def _tool_calls(self) -> list[dict[str, Any]]:
+        used = self.tools or [XSearchTool(type="x_search")]
+        return [
+            {
+                "id": f"call_{secrets.token_hex(12)}",
+                "type": "function",
+                "function": {
+                    "name": t.type,
+                    "arguments": orjson.dumps(t.model_dump(exclude_none=True)).decode(),
+                },
+                "status": "completed",
+            }
+            for t in used
+        ]
+
+    def usage(self, text: str, answer: Answer) -> dict[str, Any]:
+        u = _usage(self.messages, text, answer)
+        counts: dict[str, int] = {}
+        for t in self.tools or [XSearchTool(type="x_search")]:
+            counts[t.type] = counts.get(t.type, 0) + 1
+        return {
+            "input_tokens": u["prompt_tokens"],
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": u["completion_tokens"],
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": u["total_tokens"],
+            "num_sources_used": len(answer.citations),
+            "num_server_side_tools_used": sum(counts.values()),
+            "server_side_tool_usage_details": {
+                "x_search_calls": counts.get("x_search", 0),
+                "web_search_calls": counts.get("web_search", 0),
+            },
+        }
+
+    def message(self, text: str, annotations: list[dict[str, Any]], status: str) -> dict[str, Any]:
+        return {
+            "id": self.item_id,
+            "type": "message",
+            "role": "assistant",
+            "status": status,
+            "content": [] if status == "in_progress" else [_part(text, annotations)],
+        }
+
+    def response(self, status: str, answer: Answer | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created,
+            "status": status,
+            "model": self.req.model,
+            "output": [],
+            "error": None,
+            "incomplete_details": None,
+            "instructions": self.req.instructions,
+            "metadata": {},
+            "parallel_tool_calls": True,
+            "temperature": None,
+            "top_p": None,
+            "tool_choice": "auto",
+            "tools": list(self.req.tools or []),
+            "previous_response_id": self.req.previous_response_id,
+            "store": self.req.store,
+            "text": {"format": {"type": "text"}},
+            "usage": None,
+        }
+        if answer is None:
+            return body
+        text, annotations = render_citations(
+            answer.text, answer.citations, self.base, inline=self.inline
+        )
+        calls = self._tool_calls()
+        tool_usage: dict[str, int] = {}
+        for call in calls:
+            name = _TOOL_NAMES[call["function"]["name"]]
+            tool_usage[name] = tool_usage.get(name, 0) + 1
+        body.update(
+            completed_at=int(time.time()),
+            output=[self.message(text, annotations, "completed")],
+            usage=self.usage(text, answer),
+            server_side_tool_usage=tool_usage,
+            tool_calls=calls,
+            **_extras(answer, text, self.base, citations=True),
+        )
+        return body
+
+    def finish(self, answer: Answer) -> dict[str, Any]:
+        """The completed response, stored unless the request said ``store: false``."""
+        body = self.response("completed", answer)
+        if self.req.store:
+            text = body["output"][0]["content"][0]["text"]
+            self.store.put(body, [*self.conversation, Turn("assistant", text)])
+        return body
+
+    def event(self, kind: str, **fields: Any) -> bytes:
+        body = {"type": kind, "sequence_number": self.seq, **fields}
+        self.seq += 1
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(body) + b"\n\n"
+
+    def where(self) -> dict[str, Any]:
+        return {"item_id": self.item_id, "output_index": 0, "content_index": 0}
+
+
+def _part(text: str, annotations: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": annotations, "logprobs": []}
+
+
+def _turns(value: str | list[InputItem]) -> list[Turn]:
+    if isinstance(value, str):
+        return [Turn("user", value)]
+    out = []
+    for item in value:
+        if not item.is_message() or item.role is None:
+            continue
+        text = item.text()
+        if text.strip():
+            out.append(Turn("system" if item.role == "developer" else item.role, text))
+    return out
+
+
+# -- the endpoints ----------------------------------------------------------------------------
+
+
+async def create_response(request: Request) -> Response:
+    service = _service(request)
+    req = await json_body(request, ResponsesRequest, CHAT_BODY_LIMIT)
+    limiter = request.app.state.engine_limiter
+    store = await anyio.to_thread.run_sync(_store, request)
+    call = await anyio.to_thread.run_sync(_Call, service, store, req, str(request.base_url))
+    it = call.events()
+    try:
+        if not req.stream:
+            answer = await anyio.to_thread.run_sync(_run_to_end, it, limiter=limiter)
+            body = await anyio.to_thread.run_sync(call.finish, answer)
+            return _json(body)
+        first = await anyio.to_thread.run_sync(next, it, _END, limiter=limiter)
+    except FiresiftError as e:
+        raise from_firesift(e, param="input") from e
+    return StreamingResponse(
+        _stream(call, it, first, request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(
+    call: _Call, it: Iterator[AnswerEvent], first: object, request: Request
+) -> AsyncIterator[bytes]:
+    limiter = request.app.state.engine_limiter
+    metrics = request.app.state.metrics
+    t0 = request.scope.get("firesift.t0", time.perf_counter())
+    yield call.event("response.created", response=call.response("in_progress"))
+    yield call.event("response.in_progress", response=call.response("in_progress"))
+    yield call.event(
+        "response.output_item.added", output_index=0, item=call.message("", [], "in_progress")
+    )
+    yield call.event("response.content_part.added", **call.where(), part=_part("", []))
+    raw: list[str] = []
+    sent = 0  # characters of the text already sent (a prefix with no possible marker)
+    held = False
+    ev: object = first
+    try:
+        while ev is not _END:
+            if isinstance(ev, AnswerDelta) and ev.text:
+                if not raw:
+                    metrics.observe_ttft(time.perf_counter() - t0)
+                raw.append(ev.text)
+                if not held:
+                    so_far = "".join(raw)
+                    m = _MAYBE_MARKER.search(so_far, sent)
+                    held = m is not None
+                    cut = _safe_end(so_far, sent, m.start() if m else None)
+                    if cut > sent:
+                        yield call.event(
+                            "response.output_text.delta", **_delta(call, so_far[sent:cut])
+                        )
+                        sent = cut
+            elif isinstance(ev, AnswerDone):
+                async for chunk in _finish(call, ev.answer, sent):
+                    yield chunk
+                return
+            ev = await anyio.to_thread.run_sync(next, it, _END, limiter=limiter)
+        raise APIError(500, "the answer engine finished without an answer", code="internal_error")
+    except FiresiftError as e:
+        yield _failed(call, from_firesift(e))
+    except APIError as e:
+        yield _failed(call, e)
+    except Exception:
+        log.exception("responses stream failed")
+        yield _failed(call, APIError(500, "internal server error", code="internal_error"))
+    finally:
+        close: Callable[[], None] | None = getattr(it, "close", None)
+        if close is not None:
+            await anyio.to_thread.run_sync(close)
+
+
+def _safe_end(text: str, start: int, marker: int | None) -> int:
+    """How far text may stream: before a possible marker (``marker``), never splitting a
+    ``[`` a digit could follow, and holding back trailing whitespace (rendering without
+    inline citations drops the space before a marker)."""
+    end = marker if marker is not None else len(text) - text.endswith("[")
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+def _delta(call: _Call, text: str) -> dict[str, Any]:
+    return {**call.where(), "delta": text, "logprobs": []}
+
+
+async def _finish(call: _Call, answer: Answer, sent: int) -> AsyncIterator[bytes]:
+    """The rest of the text (cut after each annotated span), its annotations as they are
+    reached, and the closing events; the response is stored before ``response.completed``."""
+    body = await anyio.to_thread.run_sync(call.finish, answer)
+    part = body["output"][0]["content"][0]
+    text: str = part["text"]
+    annotations: list[dict[str, Any]] = part["annotations"]
+    if not text.startswith(answer.text[:sent]):  # pragma: no cover - render keeps the prefix
+        raise APIError(500, "streamed text diverged from the answer", code="internal_error")
+    pos = sent
+    for k, a in enumerate(annotations):
+        end = a["end_index"]
+        if end > pos:
+            yield call.event("response.output_text.delta", **_delta(call, text[pos:end]))
+            pos = end
+        yield call.event(
+            "response.output_text.annotation.added",
+            **call.where(),
+            annotation_index=k,
+            annotation=a,
+        )
+    if pos < len(text):
+        yield call.event("response.output_text.delta", **_delta(call, text[pos:]))
+    yield call.event("response.output_text.done", **call.where(), text=text, logprobs=[])
+    yield call.event("response.content_part.done", **call.where(), part=part)
+    yield call.event("response.output_item.done", output_index=0, item=body["output"][0])
+    yield call.event("response.completed", response=body)
+
+
+def _failed(call: _Call, err: APIError) -> bytes:
+    body = call.response("failed")
+    body["error"] = {"code": err.code or err.type, "message": err.message}
+    return call.event("response.failed", response=body)
+
+
+async def get_response(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
+    store = await anyio.to_thread.run_sync(_store, request)
+    stored = await anyio.to_thread.run_sync(store.get, response_id)
+    if stored is None:
+        raise _not_found(response_id)
+    return _json(stored.body)
+
+
+async def delete_response(request: Request) -> Response:
+    response_id = request.path_params["response_id"]
+    store = await anyio.to_thread.run_sync(_store, request)
+    if not await anyio.to_thread.run_sync(store.delete, response_id):
+        raise _not_found(response_id)
+    return _json({"id": response_id, "object": "response", "deleted": True})
+
+
+routes = [
+    Route("/v1/responses", create_response, methods=["POST"]),
+    Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+]
