@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from firesift.api import openai_compat, rest
+from firesift.api import openai_compat, responses, rest
 from firesift.api.auth import AuthPolicy, KeyStore
 from firesift.api.errors import APIError, ErrorMiddleware, error_response, http_exception_handler
 from firesift.api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
@@ -143,6 +143,7 @@ def create_app(
     routes = [
         mcp.route,
         *openai_compat.routes,
+        *responses.routes,
         *rest.routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
