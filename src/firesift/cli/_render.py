@@ -323,7 +323,7 @@ def happening_eval_view(table: Table, result: Mapping[str, Any]) -> RenderableTy
     s = result["summary"]
     halves = s["split"]
     table.add_row("questions", f"{s['points']} ({s['events']} events x as-of instants)")
-    for name in ("firesift", "newest", "bm25"):
+    for name in s["p@30"]:
         first, second = halves["first_half"]["p@30"][name], halves["second_half"]["p@30"][name]
         table.add_row(f"P@30 {name}", f"{s['p@30'][name]:.1%} (halves {first:.1%} / {second:.1%})")
     table.add_row("base rate (random 30 of the matches)", f"{s['base_rate']:.1%}")
@@ -331,6 +331,9 @@ def happening_eval_view(table: Table, result: Mapping[str, Any]) -> RenderableTy
     table.add_row(
         "firesift better than", f"newest {wins['newest']}, bm25 {wins['bm25']} of {s['points']}"
     )
+    if "search_wins" in s:
+        other = ", ".join(f"{k} {v}" for k, v in s["search_wins"].items())
+        table.add_row("firesift search better than", f"{other} of {s['points']}")
     table.add_row("posts after as-of (leaks)", str(s["leaks"]))
     events = Table("event", "as-of", "matches", "firesift", "newest", "bm25", "base")
     for e in result["events"]:
