@@ -307,6 +307,7 @@ def test_web_search_domains_restrict_evidence(
     assert results and allowed.model_extra["grounded"] is True
     assert all("cbc.ca" in hosts(s["id"]) for s in results)
     assert any("web index" in w for w in allowed.model_extra["warnings"])
+    assert allowed.model_extra["claims"]  # a request warning keeps the rest of the answer
     excluded = oai.responses.create(
         model="firesift-extractive",
         input="What happened in Ottawa?",

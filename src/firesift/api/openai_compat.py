@@ -38,6 +38,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -66,7 +67,24 @@ from firesift.errors import FiresiftError
 if TYPE_CHECKING:
     from firesift.service import Service
 
-__all__ = ["MODEL_PREFIX", "build_filters", "routes", "url_annotations"]
+__all__ = [
+    "END",
+    "MODEL_PREFIX",
+    "build_filters",
+    "citation_title",
+    "citation_url",
+    "domain_of",
+    "grounding_extras",
+    "json_response",
+    "resolve_composer",
+    "routes",
+    "run_to_end",
+    "search_results",
+    "service_of",
+    "token_usage",
+    "url_annotations",
+    "with_warnings",
+]
 
 log = logging.getLogger("firesift.api")
 
@@ -79,11 +97,12 @@ _RECENCY = {
     "month": timedelta(days=31),
     "year": timedelta(days=366),
 }
-_END = object()
+END = object()
 _STARTED = int(time.time())
 
 
-def _service(request: Request) -> Service:
+def service_of(request: Request) -> Service:
+    """The :class:`Service` the app serves."""
     service: Service = request.app.state.service
     return service
 
@@ -95,16 +114,18 @@ def _models(service: Service) -> list[str]:
 async def list_models(request: Request) -> Response:
     data = [
         {"id": m, "object": "model", "created": _STARTED, "owned_by": "firesift"}
-        for m in _models(_service(request))
+        for m in _models(service_of(request))
     ]
-    return _json({"object": "list", "data": data})
+    return json_response({"object": "list", "data": data})
 
 
-def _json(body: Any, status: int = 200) -> Response:
+def json_response(body: Any, status: int = 200) -> Response:
+    """``body`` as JSON (orjson)."""
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def _composer(service: Service, model: str) -> str:
+def resolve_composer(service: Service, model: str) -> str:
+    """The composer a ``model`` name picks (``firesift-<composer>``); 404 listing the models."""
     available = _models(service)
     if model in ("firesift", "default"):
         model = MODEL_PREFIX + "extractive"
@@ -127,7 +148,8 @@ def _mdy(text: str) -> datetime:
     return datetime.strptime(text, "%m/%d/%Y").replace(tzinfo=UTC)
 
 
-def _domain(link: str) -> str:
+def domain_of(link: str) -> str:
+    """The host of a link or a bare domain, without ``www.``."""
     host = urlsplit(link if "//" in link else "//" + link).hostname or link
     return host.removeprefix("www.")
 
@@ -163,7 +185,7 @@ def build_filters(
                 min_likes = max(min_likes, src.post_favorite_count or 0)
                 min_views = max(min_views, src.post_view_count or 0)
             elif src.type == "rss":
-                include_domains += [_domain(link) for link in src.links]
+                include_domains += [domain_of(link) for link in src.links]
                 sources.append("rss")
             else:
                 warnings.append(
@@ -204,11 +226,13 @@ def build_filters(
 # -- response shapes ------------------------------------------------------------------------
 
 
-def _url(c: Citation, base: str) -> str:
+def citation_url(c: Citation, base: str) -> str:
+    """The post's own URL, else its firesift API URL under ``base``."""
     return c.post.url or f"{base}api/posts/{quote(c.post.source)}/{quote(c.post.id, safe='/:')}"
 
 
-def _title(c: Citation) -> str:
+def citation_title(c: Citation) -> str:
+    """``Name (@handle): text`` cut to 80 characters."""
     a = c.post.author
     text = " ".join(c.post.text.split())
     head = text if len(text) <= 80 else text[:79].rstrip() + "…"
@@ -220,9 +244,9 @@ def search_results(answer: Answer, base: str) -> list[dict[str, Any]]:
     out = []
     for c in answer.citations:
         body = c.to_dict()
-        url = _url(c, base)
+        url = citation_url(c, base)
         body.update(
-            title=_title(c),
+            title=citation_title(c),
             url=url,
             date=c.post.created_at.date().isoformat(),
             snippet=c.post.text if len(c.post.text) <= 400 else c.post.text[:399] + "…",
@@ -245,8 +269,8 @@ def url_annotations(content: str, answer: Answer, base: str) -> list[dict[str, A
                 "url_citation": {
                     "start_index": m.start(),
                     "end_index": m.end(),
-                    "title": _title(c),
-                    "url": _url(c, base),
+                    "title": citation_title(c),
+                    "url": citation_url(c, base),
                 },
             }
         )
@@ -257,7 +281,7 @@ def _tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-def _usage(messages: Sequence[Message], content: str, answer: Answer) -> dict[str, int]:
+def token_usage(messages: Sequence[Message], content: str, answer: Answer) -> dict[str, int]:
     """The model's own token counts when an LLM composed the answer; otherwise an estimate
     (four characters per token) so clients that sum usage keep working."""
     if answer.usage and answer.usage.get("total_tokens"):
@@ -274,10 +298,10 @@ def _usage(messages: Sequence[Message], content: str, answer: Answer) -> dict[st
     }
 
 
-def _extras(answer: Answer, content: str, base: str, *, citations: bool) -> dict[str, Any]:
+def grounding_extras(answer: Answer, content: str, base: str, *, citations: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if citations:
-        out["citations"] = [_url(c, base) for c in answer.citations]
+        out["citations"] = [citation_url(c, base) for c in answer.citations]
     out.update(
         search_results=search_results(answer, base),
         evidence=answer.evidence.to_dict(),
@@ -301,7 +325,7 @@ class _Call:
         self.service = service
         self.req = req
         self.base = base
-        self.composer = _composer(service, req.model)
+        self.composer = resolve_composer(service, req.model)
         now = service.now()
         self.as_of = parse_instant(req.as_of, now=now, param="as_of")
         if self.as_of is None and req.search_recency_filter:
@@ -328,7 +352,7 @@ class _Call:
         ):
             if isinstance(ev, AnswerDone) and self.warnings:
                 a = ev.answer
-                ev = AnswerDone(_with_warnings(a, self.warnings))
+                ev = AnswerDone(with_warnings(a, self.warnings))
             yield ev
 
     def _ungrounded(self) -> Iterator[AnswerEvent]:
@@ -384,8 +408,8 @@ class _Call:
                     "logprobs": None,
                 }
             ],
-            "usage": _usage(self.messages, content, answer),
-            **_extras(answer, content, self.base, citations=self.citations),
+            "usage": token_usage(self.messages, content, answer),
+            **grounding_extras(answer, content, self.base, citations=self.citations),
         }
 
 
@@ -393,29 +417,22 @@ def _role(role: str) -> str:
     return "system" if role == "developer" else role
 
 
-def _with_warnings(a: Answer, extra: list[str]) -> Answer:
-    return Answer(
-        text=a.text,
-        citations=a.citations,
-        as_of=a.as_of,
-        evidence=a.evidence,
-        warnings=(*extra, *a.warnings),
-        composer=a.composer,
-        grounded=a.grounded,
-    )
+def with_warnings(a: Answer, extra: list[str]) -> Answer:
+    """``a`` with the request's ``extra`` warnings first (everything else kept)."""
+    return replace(a, warnings=(*extra, *a.warnings))
 
 
 async def chat_completions(request: Request) -> Response:
-    service = _service(request)
+    service = service_of(request)
     req = await json_body(request, ChatRequest, CHAT_BODY_LIMIT)
     limiter = request.app.state.engine_limiter
     call = await anyio.to_thread.run_sync(_Call, service, req, str(request.base_url))
     it = call.events()
     try:
         if not req.stream:
-            answer = await anyio.to_thread.run_sync(_run_to_end, it, limiter=limiter)
-            return _json(call.completion(answer))
-        first = await anyio.to_thread.run_sync(next, it, _END, limiter=limiter)
+            answer = await anyio.to_thread.run_sync(run_to_end, it, limiter=limiter)
+            return json_response(call.completion(answer))
+        first = await anyio.to_thread.run_sync(next, it, END, limiter=limiter)
     except FiresiftError as e:
         raise from_firesift(e, param="messages") from e
     return StreamingResponse(
@@ -425,7 +442,8 @@ async def chat_completions(request: Request) -> Response:
     )
 
 
-def _run_to_end(events: Iterator[AnswerEvent]) -> Answer:
+def run_to_end(events: Iterator[AnswerEvent]) -> Answer:
+    """The answer at the end of an engine stream (the text pieces are in it)."""
     for ev in events:
         if isinstance(ev, AnswerDone):
             return ev.answer
@@ -452,7 +470,7 @@ async def _stream(
     ev: object = first
     first_token = True
     try:
-        while ev is not _END:
+        while ev is not END:
             if isinstance(ev, AnswerDelta):
                 if ev.text:
                     if first_token:
@@ -472,16 +490,16 @@ async def _stream(
             elif isinstance(ev, AnswerDone):
                 content = "".join(parts)
                 answer = ev.answer
-                extras = _extras(answer, content, call.base, citations=call.citations)
+                extras = grounding_extras(answer, content, call.base, citations=call.citations)
                 extras["annotations"] = url_annotations(content, answer, call.base)
                 yield call.chunk(
                     [{"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None}], **extras
                 )
                 if call.req.stream_options and call.req.stream_options.include_usage:
-                    yield call.chunk([], usage=_usage(call.messages, content, answer))
+                    yield call.chunk([], usage=token_usage(call.messages, content, answer))
                 yield b"data: [DONE]\n\n"
                 return
-            ev = await anyio.to_thread.run_sync(next, it, _END, limiter=limiter)
+            ev = await anyio.to_thread.run_sync(next, it, END, limiter=limiter)
         raise APIError(500, "the answer engine finished without an answer", code="internal_error")
     except FiresiftError as e:
         yield _error_event(from_firesift(e))

@@ -76,17 +76,17 @@ from firesift.answer.model import Answer, AnswerDelta, AnswerDone, AnswerEvent, 
 from firesift.answer.model import Message as Turn
 from firesift.api.errors import APIError, from_firesift, from_validation
 from firesift.api.openai_compat import (
-    _END,
-    _composer,
-    _domain,
-    _extras,
-    _json,
-    _run_to_end,
-    _service,
-    _title,
-    _url,
-    _usage,
-    _with_warnings,
+    END,
+    citation_title,
+    citation_url,
+    domain_of,
+    grounding_extras,
+    json_response,
+    resolve_composer,
+    run_to_end,
+    service_of,
+    token_usage,
+    with_warnings,
 )
 from firesift.api.response_store import ResponseStore
 from firesift.api.schemas import CHAT_BODY_LIMIT, json_body, parse_instant
@@ -180,7 +180,7 @@ def _strip_at(values: list[str] | None) -> list[str] | None:
 def _domains(values: list[str] | None) -> list[str] | None:
     if values is None:
         return None
-    out = [_domain(v.strip()).lower() for v in values]
+    out = [domain_of(v.strip()).lower() for v in values]
     if any(not v or "." not in v for v in out):
         raise ValueError(f"expected domains such as example.com, got {values!r}")
     return out
@@ -356,8 +356,8 @@ class ResponsesRequest(_Body):
 def _annotation(c: Citation, base: str, start: int, end: int) -> dict[str, Any]:
     return {
         "type": "url_citation",
-        "url": _url(c, base),
-        "title": _title(c),
+        "url": citation_url(c, base),
+        "title": citation_title(c),
         "start_index": start,
         "end_index": end,
     }
@@ -393,7 +393,7 @@ def render_citations(
             size += len(before)
             for m in run:
                 c = by_n[int(m.group(1))]
-                link = f"[[{c.n}]]({_url(c, base)})"
+                link = f"[[{c.n}]]({citation_url(c, base)})"
                 annotations.append(_annotation(c, base, size, size + len(link)))
                 out.append(link)
                 size += len(link)
@@ -433,7 +433,7 @@ def _store(request: Request) -> ResponseStore:
     with _STORES_LOCK:
         store: ResponseStore | None = getattr(state, "response_store", None)
         if store is None:
-            store = ResponseStore(_service(request).db.path)
+            store = ResponseStore(service_of(request).db.path)
             state.response_store = store
     return store
 
@@ -466,7 +466,7 @@ class _Call:
         self.store = store
         self.req = req
         self.base = base
-        self.composer = _composer(service, req.model)
+        self.composer = resolve_composer(service, req.model)
         self.tools = req.search_tools()
         self.inline = req.inline_citations()
         self.as_of = parse_instant(req.as_of, now=service.now(), param="as_of")
@@ -497,7 +497,7 @@ class _Call:
             self.messages, filters=self.filters, as_of=self.as_of, composer=self.composer
         ):
             if isinstance(ev, AnswerDone) and self.warnings:
-                ev = AnswerDone(_with_warnings(ev.answer, self.warnings))
+                ev = AnswerDone(with_warnings(ev.answer, self.warnings))
             yield ev
 
     # -- shapes -----------------------------------------------------------------------------
@@ -518,7 +518,7 @@ class _Call:
         ]
 
     def usage(self, text: str, answer: Answer) -> dict[str, Any]:
-        u = _usage(self.messages, text, answer)
+        u = token_usage(self.messages, text, answer)
         counts: dict[str, int] = {}
         for t in self.tools or [XSearchTool(type="x_search")]:
             counts[t.type] = counts.get(t.type, 0) + 1
@@ -583,7 +583,7 @@ class _Call:
             usage=self.usage(text, answer),
             server_side_tool_usage=tool_usage,
             tool_calls=calls,
-            **_extras(answer, text, self.base, citations=True),
+            **grounding_extras(answer, text, self.base, citations=True),
         )
         return body
 
@@ -625,7 +625,7 @@ def _turns(value: str | list[InputItem]) -> list[Turn]:
 
 
 async def create_response(request: Request) -> Response:
-    service = _service(request)
+    service = service_of(request)
     req = await json_body(request, ResponsesRequest, CHAT_BODY_LIMIT)
     limiter = request.app.state.engine_limiter
     store = await anyio.to_thread.run_sync(_store, request)
@@ -633,10 +633,10 @@ async def create_response(request: Request) -> Response:
     it = call.events()
     try:
         if not req.stream:
-            answer = await anyio.to_thread.run_sync(_run_to_end, it, limiter=limiter)
+            answer = await anyio.to_thread.run_sync(run_to_end, it, limiter=limiter)
             body = await anyio.to_thread.run_sync(call.finish, answer)
-            return _json(body)
-        first = await anyio.to_thread.run_sync(next, it, _END, limiter=limiter)
+            return json_response(body)
+        first = await anyio.to_thread.run_sync(next, it, END, limiter=limiter)
     except FiresiftError as e:
         raise from_firesift(e, param="input") from e
     return StreamingResponse(
@@ -663,7 +663,7 @@ async def _stream(
     held = False
     ev: object = first
     try:
-        while ev is not _END:
+        while ev is not END:
             if isinstance(ev, AnswerDelta) and ev.text:
                 if not raw:
                     metrics.observe_ttft(time.perf_counter() - t0)
@@ -682,7 +682,7 @@ async def _stream(
                 async for chunk in _finish(call, ev.answer, sent):
                     yield chunk
                 return
-            ev = await anyio.to_thread.run_sync(next, it, _END, limiter=limiter)
+            ev = await anyio.to_thread.run_sync(next, it, END, limiter=limiter)
         raise APIError(500, "the answer engine finished without an answer", code="internal_error")
     except FiresiftError as e:
         yield _failed(call, from_firesift(e))
@@ -752,7 +752,7 @@ async def get_response(request: Request) -> Response:
     stored = await anyio.to_thread.run_sync(store.get, response_id)
     if stored is None:
         raise _not_found(response_id)
-    return _json(stored.body)
+    return json_response(stored.body)
 
 
 async def delete_response(request: Request) -> Response:
@@ -760,7 +760,7 @@ async def delete_response(request: Request) -> Response:
     store = await anyio.to_thread.run_sync(_store, request)
     if not await anyio.to_thread.run_sync(store.delete, response_id):
         raise _not_found(response_id)
-    return _json({"id": response_id, "object": "response", "deleted": True})
+    return json_response({"id": response_id, "object": "response", "deleted": True})
 
 
 routes = [
