@@ -306,3 +306,20 @@ def test_building_the_server_leaves_logging_alone(ref: Database) -> None:
         assert root.handlers == [] and root.level == logging.WARNING
     finally:
         root.handlers[:] = saved
+
+
+def test_the_same_app_serves_mcp_twice(ref: Database, expected: dict[str, Any]) -> None:
+    """An SDK session manager runs once; each time the app is served gets a new one."""
+    from firesift.api.app import create_app
+    from firesift.api.server import serve_in_thread
+    from firesift.service import Service
+
+    app = create_app(Service(ref))
+    for _ in range(2):
+        with serve_in_thread(app) as url:
+
+            async def call(url: str = url) -> dict[str, Any]:
+                async with Client(f"{url}/mcp") as client:
+                    return _structured(await client.call_tool("get_thread", {"key": THREAD}))
+
+            assert run_async(call) == expected["thread"]

@@ -53,9 +53,10 @@ import orjson
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.resources import ResourceSecurity
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from pydantic import Field
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 from typing_extensions import TypedDict
 
 from firesift import __version__
@@ -511,20 +512,30 @@ def run_stdio(service: Service) -> None:
 
 class McpHttp:
     """``/mcp``: the streamable HTTP transport as a route of the firesift app, and the
-    lifespan that runs its session manager (module docstring)."""
+    lifespan that runs its session manager (module docstring). An SDK session manager runs
+    once, so each lifespan (each time the app is served) starts a new one."""
 
     PATH = "/mcp"
 
     def __init__(self, service: Service, *, host: str = "127.0.0.1") -> None:
         self.server = build_server(service)
-        # configures the session manager (DNS-rebinding protection on loopback hosts); the
-        # sub-app it returns is not used: the route below joins the firesift app instead
+        self.host = host
+        self.manager = self._new_manager()
+        self.route = Route(self.PATH, self)
+
+    def _new_manager(self) -> StreamableHTTPSessionManager:
+        # configures a session manager (DNS-rebinding protection on loopback hosts); the
+        # sub-app it returns is not used: this route joins the firesift app instead
         self.server.streamable_http_app(
-            streamable_http_path=self.PATH, stateless_http=True, json_response=True, host=host
+            streamable_http_path=self.PATH, stateless_http=True, json_response=True, host=self.host
         )
-        self.route = Route(self.PATH, StreamableHTTPASGIApp(self.server.session_manager))
+        return self.server.session_manager
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.manager.asgi_app(scope, receive, send)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        async with self.server.session_manager.run():
+        self.manager = self._new_manager()
+        async with self.manager.run():
             yield
