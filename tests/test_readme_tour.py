@@ -34,6 +34,7 @@ SHOWS = {
     "ask": re.compile(r"\[1\](?:.|\n)*Sources\n\[1\] @\w+"),
     "check": re.compile(r"^(SUPPORTED|DISPUTED|UNVERIFIED|NO EVIDENCE)\s", re.M),
     "chat": re.compile(r"\[1\](?:.|\n)*Sources\n\[1\] @\w+"),
+    "thread": re.compile(r"\[(?:support|deny|query|comment) \d\.\d\d\] @\w+"),
 }
 ERRORS = re.compile(r"Traceback|^firesift: (?!serving on|interrupted)|\berror:", re.M)
 
@@ -60,7 +61,7 @@ def test_the_tour_covers_the_commands_a_new_user_meets() -> None:
     assert names[0] == "ingest", "the tour starts by ingesting the shipped data"
     for path in COMMANDS[0][2:]:
         assert (ROOT / path).is_file(), f"the tour ingests {path}, which does not ship"
-    assert {"search", "trends", "ask", "check", "chat", "serve", "demo"} <= set(names)
+    assert {"search", "trends", "ask", "check", "thread", "chat", "serve", "demo"} <= set(names)
 
 
 @pytest.fixture(scope="module")
