@@ -257,6 +257,33 @@ def test_no_inline_citations_leaves_plain_text_with_exact_spans(
         # the span is the text the link followed in the inline answer
         before = LINK.sub("", inline_text[: b.start_index]).rstrip()
         assert before.endswith(span), (span, before[-80:])
+    with oai.responses.stream(
+        model="firesift-extractive", input=QUESTION, include=["no_inline_citations"]
+    ) as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text == text
+    assert final.output[0].content[0].annotations == annotations
+
+
+def test_earlier_output_items_sent_back_as_input(oai: openai.OpenAI, plain: Any) -> None:
+    """The stateless way to follow up: the earlier output items go back in ``input``."""
+    r = oai.responses.create(
+        model="firesift-extractive",
+        input=[
+            {"role": "user", "content": QUESTION},
+            *[item.to_dict() for item in plain.output],  # type: ignore[misc]
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Who was the soldier who was shot?"}],
+            },
+        ],
+    )
+    extra = r.model_extra
+    assert extra["grounded"] is True
+    texts = " ".join(s["text"].lower() for s in extra["search_results"])
+    assert "ottawa" in texts or "cirillo" in texts
 
 
 # -- tools ------------------------------------------------------------------------------------

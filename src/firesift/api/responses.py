@@ -41,13 +41,12 @@ Design decisions:
   engine fixes which post each ``[n]`` names only then (a marker's URL is in its text). Each
   ``response.output_text.annotation.added`` follows the delta that completes its span.
 - **Stored responses.** Every response (unless ``store: false``) is kept in
-  ``responses.sqlite3`` in the data directory, a small table of its own next to the post store
-  (with its own ordered migrations, run by :func:`firesift.store.schema.migrate`): API writes
-  then never queue behind the ingest writer, and they survive restarts. ``GET`` and ``DELETE
-  /v1/responses/{id}`` read and remove them; ``previous_response_id`` continues a stored one:
-  its conversation (earlier inputs and its output text) comes before the new input, while its
-  ``instructions`` are not carried over (as at OpenAI). A streamed response is stored when it
-  completes.
+  ``responses.sqlite3`` next to the post store (:mod:`firesift.api.response_store`), so it
+  survives restarts. ``GET`` and ``DELETE /v1/responses/{id}`` read and remove them;
+  ``previous_response_id`` continues a stored one: its conversation (earlier inputs and its
+  output text) comes before the new input, while its ``instructions`` are not carried over (as
+  at OpenAI). A streamed response is stored when it completes. Earlier output items sent back
+  in ``input`` (the stateless way) work too: their ``output_text`` is read as the assistant's.
 - ``search_parameters`` (Live Search) on this endpoint is answered 410 Gone, as xAI does: its
   filters would otherwise be silently dropped. Chat completions still accept it.
 """
