@@ -257,6 +257,12 @@ def test_http_needs_the_api_key(keyed_server: tuple[ServerProcess, str]) -> None
         ok = http.post("/mcp", json=init, headers={**accept, "Authorization": f"Bearer {secret}"})
         assert ok.status_code == 200, ok.text
         assert ok.json()["result"]["serverInfo"]["name"] == "firesift"
+        # on a loopback server, a browser page elsewhere cannot reach it (DNS rebinding)
+        keyed = {**accept, "Authorization": f"Bearer {secret}"}
+        foreign = http.post("/mcp", json=init, headers={**keyed, "Origin": "http://evil.test"})
+        assert foreign.status_code == 403
+        rebound = http.post("/mcp", json=init, headers={**keyed, "Host": "evil.test"})
+        assert rebound.status_code == 421
 
     async def without_key() -> None:
         async with Client(f"{proc.url}/mcp") as client:

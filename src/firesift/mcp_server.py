@@ -36,7 +36,11 @@ Design decisions:
   JSON responses: each POST stands alone (any answers worker can take it, a restart loses no
   session) and the API-key middleware sees every request, exactly as for the rest of the API.
   It is a route of the firesift app, so the same middleware stack (metrics, errors, keys)
-  applies; the session manager runs in the app's lifespan.
+  applies; the session manager runs in the app's lifespan. On a loopback address the SDK's
+  DNS-rebinding protection is on: a request whose ``Host`` is not a loopback name (421) or
+  whose ``Origin`` is a foreign page (403) is refused, so a web page cannot reach a local
+  server through the user's browser. A reverse proxy in front of a loopback server must pass
+  a loopback ``Host``.
 """
 
 from __future__ import annotations
