@@ -129,6 +129,8 @@ def eval_view(what: str, result: Mapping[str, Any]) -> RenderableType:
         return happening_eval_view(table, result)
     if what == "claims":
         return claims_eval_view(result)
+    if what == "rerank":
+        return rerank_eval_view(table, result)
     if what == "veracity":
         return veracity_eval_view(table, result)
     if what == "trends":
@@ -169,6 +171,23 @@ def eval_view(what: str, result: Mapping[str, Any]) -> RenderableType:
     table.add_row("claim checks macro-F1", f"{claims['macro_f1']:.3f}")
     confusion = ", ".join(f"{k} {v}" for k, v in sorted(claims["confusion"].items()))
     table.add_row("claim confusion (gold->got)", confusion)
+    return table
+
+
+def rerank_eval_view(table: Table, result: Mapping[str, Any]) -> RenderableType:
+    """Evidence recall@10 per re-ranking weight (0: retrieval's order), the held-out choice,
+    and the encoder's time per question."""
+    table.add_row("questions", f"{result['questions']}, top {result['candidates']} re-ranked")
+    for w, recall in result["evidence_recall@10"].items():
+        label = "retrieval's order" if float(w) == 0 else f"weight {w}"
+        table.add_row(f"evidence recall@10, {label}", f"{recall:.3f}")
+    for name, h in result["held_out"].items():
+        table.add_row(
+            f"weight {name}, other half",
+            f"{h['recall']:.3f} (baseline {h['baseline']:.3f}, weight {h['weight']:g})",
+        )
+    enc = result["encode_ms"]
+    table.add_row("encoder time per question p50 / p95", f"{enc['p50']} / {enc['p95']} ms")
     return table
 
 

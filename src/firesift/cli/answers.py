@@ -159,6 +159,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from firesift.evaluation import claims_eval
 
         result = claims_eval.run(args.data)
+    elif args.what == "rerank":
+        from firesift.evaluation import rerank_eval
+
+        result = rerank_eval.run(args.data)
     elif args.what == "veracity":
         from firesift.evaluation import veracity_eval
         from firesift.recorded import DATA
@@ -252,7 +256,7 @@ def register(add: Add) -> None:
         " recorded data.",
     )
     p.add_argument(
-        "what", choices=["trends", "answers", "stance", "happening", "claims", "veracity"]
+        "what", choices=["trends", "answers", "stance", "happening", "claims", "veracity", "rerank"]
     )
     p.add_argument(
         "--data",
@@ -260,7 +264,8 @@ def register(add: Add) -> None:
         default=None,
         help="trends, happening: the folder holding crisislext26_dev/ (default: the "
         "repository's data/); "
-        "answers, claims: a corpus file or data directory (default: the shipped demo corpus); "
+        "answers, claims, rerank: a corpus file or data directory (default: the shipped demo "
+        "corpus); "
         "stance: the RumourEval 2017 folder (default: data/rumoureval2017); "
         "veracity: the folder holding pheme9/ and rumoureval2017/ (default: data/)",
     )
