@@ -2,8 +2,9 @@
 and with raw HTTP for the xAI-only fields.
 
 One server for the module (``firesift serve`` in a subprocess) over RumourEval 2017: real posts
-about the 2014 Ottawa shooting, Ferguson, the Sydney siege ...; one more server pair for the
-restart test.
+about the 2014 Ottawa shooting, Ferguson, the Sydney siege ...; two more for the restart test,
+and one on a socket in this process whose ``firesift-llm`` composer talks to the scripted fake
+model (``tests/fake_openai.py``) over real HTTP.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ import openai
 import orjson
 import pytest
 
+from fake_openai import FakeOpenAI, Reply, cite_all_posts
+from firesift.answer.llm_composer import LLMComposer
+from firesift.api.app import create_app
+from firesift.api.server import serve_in_thread
+from firesift.database import Database
+from firesift.llm import OpenAICompatLLM
+from firesift.service import Service
 from source_harness import run_async
 
 if TYPE_CHECKING:
@@ -471,3 +479,62 @@ def test_search_parameters_is_gone_and_bad_requests_are_4xx(http: httpx.Client) 
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
     r = http.get("/v1/responses/resp_missing")
     assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
+
+
+# -- an LLM composing (the scripted fake model, over real HTTP) -------------------------------
+
+
+@pytest.fixture(scope="module")
+def llm(
+    ingested_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[openai.OpenAI, Any]]:
+    """A server whose ``firesift-llm`` composer talks to the scripted fake model."""
+    from api_server import copy_db
+
+    home = tmp_path_factory.mktemp("llm")
+    with (
+        FakeOpenAI() as fake,
+        OpenAICompatLLM(base_url=fake.base_url, model="fake-model", max_retries=0) as model,
+    ):
+        db = Database(copy_db(ingested_db, home / "db"))
+        svc = Service(db, owns_db=True, composers={"llm": LLMComposer(model)}).start()
+        try:
+            with (
+                serve_in_thread(create_app(svc)) as url,
+                openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0) as client,
+            ):
+                yield client, fake
+        finally:
+            svc.stop()
+
+
+def _cite_in_pieces(body: dict[str, Any]) -> Any:
+    """Cite every post shown, the text cut every 3 characters (markers arrive split)."""
+    text = cite_all_posts("A soldier was shot at the National War Memorial")(body).text
+    usage = {"prompt_tokens": 1234, "completion_tokens": 56, "total_tokens": 1290}
+    return Reply(text=text, pieces=[text[i : i + 3] for i in range(0, len(text), 3)], usage=usage)
+
+
+def test_llm_answer_streams_with_exact_annotations_and_model_usage(
+    llm: tuple[openai.OpenAI, Any],
+) -> None:
+    client, fake = llm
+    fake.enqueue(_cite_in_pieces)
+    events = list(client.responses.create(model="firesift-llm", input=QUESTION, stream=True))
+    final = events[-1].response
+    assert events[-1].type == "response.completed" and final.model_extra["composer"] == "llm"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == final.output_text and text.startswith("A soldier was shot")
+    check_inline(text, final.output[0].content[0].annotations, final.model_extra["citations"])
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (1234, 56)
+    assert final.usage.total_tokens == 1290
+
+
+def test_llm_failure_mid_stream_is_response_failed(llm: tuple[openai.OpenAI, Any]) -> None:
+    client, fake = llm
+    fake.enqueue(Reply(text="A soldier was shot at the memorial", stream_error="boom"))
+    events = list(client.responses.create(model="firesift-llm", input=QUESTION, stream=True))
+    last = events[-1]
+    assert last.type == "response.failed", [e.type for e in events]
+    assert last.response.status == "failed" and last.response.error.code == "llm_error"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
