@@ -329,3 +329,24 @@ def test_the_same_app_serves_mcp_twice(ref: Database, expected: dict[str, Any]) 
                     return _structured(await client.call_tool("get_thread", {"key": THREAD}))
 
             assert run_async(call) == expected["thread"]
+
+
+def test_the_sdk_loads_only_when_mcp_is_asked(ref: Database) -> None:
+    """The SDK costs ~0.8 s and ~27 MB to import: an app that serves no MCP request (or a
+    client of the app without its lifespan) never loads it."""
+    import subprocess
+
+    code = "import sys, firesift.api.app; print(sorted(m for m in sys.modules if m == 'mcp'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+    from firesift.api.app import create_app
+    from firesift.service import Service
+
+    async def without_lifespan() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(Service(ref)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            return await c.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+
+    r = run_async(without_lifespan)
+    assert r.status_code == 503 and "lifespan" in r.text

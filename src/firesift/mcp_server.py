@@ -32,6 +32,10 @@ Design decisions:
   resource is the SDK's resource-not-found error (JSON-RPC ``-32602``).
 - **Blocking work off the event loop.** The tools are plain functions: the SDK runs them on a
   worker thread, as the REST API runs engine calls.
+- **The SDK loads on demand.** It costs about 0.8 s and 27 MB to import, so this module
+  imports it only in :func:`build_server`, and ``/mcp`` builds its server on the first
+  request: ``firesift serve`` starts no slower, and holds no more memory, for those who
+  never use MCP.
 - **HTTP is stateless JSON.** ``/mcp`` runs the SDK's session manager in stateless mode with
   JSON responses: each POST stands alone (any answers worker can take it, a restart loses no
   session) and the API-key middleware sees every request, exactly as for the rest of the API.
@@ -54,11 +58,8 @@ from urllib.parse import quote
 
 import anyio
 import orjson
-from mcp.server import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
-from mcp.server.mcpserver.resources import ResourceSecurity
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from pydantic import Field
+from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 from typing_extensions import TypedDict
@@ -72,6 +73,9 @@ from firesift.search import post_dict, search
 from firesift.timeparse import parse_duration, parse_time
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+    from mcp.server import MCPServer
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
     from starlette.applications import Starlette
 
     from firesift.service import Service
@@ -307,14 +311,6 @@ def story_uri(story_id: str, as_of: str | None = None) -> str:
     return base if not as_of else f"{base}?as_of={quote(as_of, safe='')}"
 
 
-def _guard(fn: Callable[[], T]) -> T:
-    """Run ``fn``; a firesift error becomes a tool error with its message."""
-    try:
-        return fn()
-    except FiresiftError as e:
-        raise ToolError(str(e)) from e
-
-
 def _doc(fn: Callable[..., Any]) -> str:
     """A function's docstring as one paragraph (what a client shows as the description)."""
     return " ".join((fn.__doc__ or "").split())
@@ -322,6 +318,18 @@ def _doc(fn: Callable[..., Any]) -> str:
 
 def build_server(service: Service) -> MCPServer[Any]:
     """The MCP server over ``service`` (which the caller starts and stops)."""
+    # the SDK costs ~0.8 s and ~27 MB to import: only a process that serves MCP pays it
+    from mcp.server import MCPServer
+    from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+    from mcp.server.mcpserver.resources import ResourceSecurity
+
+    def _guard(fn: Callable[[], T]) -> T:
+        """Run ``fn``; a firesift error becomes a tool error with its message."""
+        try:
+            return fn()
+        except FiresiftError as e:
+            raise ToolError(str(e)) from e
+
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     server: MCPServer[Any] = MCPServer(
@@ -516,30 +524,68 @@ def run_stdio(service: Service) -> None:
 
 class McpHttp:
     """``/mcp``: the streamable HTTP transport as a route of the firesift app, and the
-    lifespan that runs its session manager (module docstring). An SDK session manager runs
-    once, so each lifespan (each time the app is served) starts a new one."""
+    lifespan it needs (module docstring).
+
+    The MCP server and its SDK session manager are built on the first ``/mcp`` request, so a
+    server nobody asks over MCP never imports the SDK; the session manager then runs in a
+    task group the lifespan holds. An SDK session manager runs once, so each lifespan (each
+    time the app is served) starts afresh."""
 
     PATH = "/mcp"
 
     def __init__(self, service: Service, *, host: str = "127.0.0.1") -> None:
-        self.server = build_server(service)
+        self.service = service
         self.host = host
-        self.manager = self._new_manager()
         self.route = Route(self.PATH, self)
+        self._manager: StreamableHTTPSessionManager | None = None
+        self._tasks: TaskGroup | None = None
+        self._lock: anyio.Lock | None = None
 
     def _new_manager(self) -> StreamableHTTPSessionManager:
+        server = build_server(self.service)
         # configures a session manager (DNS-rebinding protection on loopback hosts); the
         # sub-app it returns is not used: this route joins the firesift app instead
-        self.server.streamable_http_app(
+        server.streamable_http_app(
             streamable_http_path=self.PATH, stateless_http=True, json_response=True, host=self.host
         )
-        return self.server.session_manager
+        return server.session_manager
+
+    async def _run(
+        self,
+        manager: StreamableHTTPSessionManager,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async with manager.run():
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async def _ready(self) -> StreamableHTTPSessionManager | None:
+        if self._manager is not None:
+            return self._manager
+        if self._tasks is None or self._lock is None:
+            return None
+        async with self._lock:
+            if self._manager is None:
+                manager = await anyio.to_thread.run_sync(self._new_manager)
+                await self._tasks.start(self._run, manager)
+                self._manager = manager
+        return self._manager
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.manager.asgi_app(scope, receive, send)
+        manager = await self._ready()
+        if manager is None:
+            text = "MCP is served only with the app's lifespan running (as firesift serve does)"
+            await PlainTextResponse(text, status_code=503)(scope, receive, send)
+            return
+        await manager.asgi_app(scope, receive, send)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self.manager = self._new_manager()
-        async with self.manager.run():
-            yield
+        async with anyio.create_task_group() as tasks:
+            self._tasks, self._lock, self._manager = tasks, anyio.Lock(), None
+            try:
+                yield
+            finally:
+                self._tasks, self._manager = None, None
+                tasks.cancel_scope.cancel()
