@@ -118,12 +118,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
-    """The MCP server on stdin/stdout (for an assistant that launches it); status on stderr."""
+    """The MCP server on stdin/stdout (for an assistant that launches it); status on stderr.
+    Its tools only read, so the service's writer is not started."""
     from firesift.cli._common import open_db
     from firesift.mcp_server import run_stdio
     from firesift.service import Service
 
-    service = Service(open_db(settings_of(args)), owns_db=True).start()
+    service = Service(open_db(settings_of(args)), owns_db=True)
     try:
         run_stdio(service)
     finally:
