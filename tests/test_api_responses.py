@@ -456,6 +456,10 @@ def test_raw_stream_names_each_event(http: httpx.Client) -> None:
     last = orjson.loads(frames[-1].split("\n")[1][6:])
     assert last["type"] == "response.completed"
     assert last["response"]["citations"] and last["response"]["grounded"] is True
+    metrics = http.get("/metrics").text  # only Responses streams run on this server
+    count = re.search(r"^firesift_chat_time_to_first_token_seconds_count (\S+)$", metrics, re.M)
+    assert count and float(count.group(1)) >= 1
+    assert 'route="/v1/responses"' in metrics
 
 
 def test_search_parameters_is_gone_and_bad_requests_are_4xx(http: httpx.Client) -> None:

@@ -489,6 +489,7 @@ class _Call:
         self.item_id = "msg_" + secrets.token_hex(24)
         self.created = int(time.time())
         self.seq = 0
+        self.on_first_text: Callable[[], None] | None = None
 
     def events(self) -> Iterator[AnswerEvent]:
         """The engine's stream (on a worker thread), with the request's warnings added."""
@@ -599,6 +600,14 @@ class _Call:
         self.seq += 1
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(body) + b"\n\n"
 
+    def delta(self, text: str) -> bytes:
+        """A ``response.output_text.delta``; the first one is the stream's time to first
+        token (the chat completions metric: request arrival to the first text sent)."""
+        if self.on_first_text is not None:
+            self.on_first_text()
+            self.on_first_text = None
+        return self.event("response.output_text.delta", **self.where(), delta=text, logprobs=[])
+
     def where(self) -> dict[str, Any]:
         return {"item_id": self.item_id, "output_index": 0, "content_index": 0}
 
@@ -657,6 +666,7 @@ async def _stream(
         "response.output_item.added", output_index=0, item=call.message("", [], "in_progress")
     )
     yield call.event("response.content_part.added", **call.where(), part=_part("", []))
+    call.on_first_text = lambda: metrics.observe_ttft(time.perf_counter() - t0)
     raw: list[str] = []
     sent = 0  # characters of the text already sent (a prefix with no possible marker)
     held = False
@@ -664,8 +674,6 @@ async def _stream(
     try:
         while ev is not END:
             if isinstance(ev, AnswerDelta) and ev.text:
-                if not raw:
-                    metrics.observe_ttft(time.perf_counter() - t0)
                 raw.append(ev.text)
                 if not held:
                     so_far = "".join(raw)
@@ -673,9 +681,7 @@ async def _stream(
                     held = m is not None
                     cut = _safe_end(so_far, sent, m.start() if m else None)
                     if cut > sent:
-                        yield call.event(
-                            "response.output_text.delta", **_delta(call, so_far[sent:cut])
-                        )
+                        yield call.delta(so_far[sent:cut])
                         sent = cut
             elif isinstance(ev, AnswerDone):
                 async for chunk in _finish(call, ev.answer, sent):
@@ -706,10 +712,6 @@ def _safe_end(text: str, start: int, marker: int | None) -> int:
     return end
 
 
-def _delta(call: _Call, text: str) -> dict[str, Any]:
-    return {**call.where(), "delta": text, "logprobs": []}
-
-
 async def _finish(call: _Call, answer: Answer, sent: int) -> AsyncIterator[bytes]:
     """The rest of the text (cut after each annotated span), its annotations as they are
     reached, and the closing events; the response is stored before ``response.completed``."""
@@ -723,7 +725,7 @@ async def _finish(call: _Call, answer: Answer, sent: int) -> AsyncIterator[bytes
     for k, a in enumerate(annotations):
         end = a["end_index"]
         if end > pos:
-            yield call.event("response.output_text.delta", **_delta(call, text[pos:end]))
+            yield call.delta(text[pos:end])
             pos = end
         yield call.event(
             "response.output_text.annotation.added",
@@ -732,7 +734,7 @@ async def _finish(call: _Call, answer: Answer, sent: int) -> AsyncIterator[bytes
             annotation=a,
         )
     if pos < len(text):
-        yield call.event("response.output_text.delta", **_delta(call, text[pos:]))
+        yield call.delta(text[pos:])
     yield call.event("response.output_text.done", **call.where(), text=text, logprobs=[])
     yield call.event("response.content_part.done", **call.where(), part=part)
     yield call.event("response.output_item.done", output_index=0, item=body["output"][0])
