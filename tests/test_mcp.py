@@ -26,7 +26,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextResourceContents
 
 from firesift.answer.engine import AnswerEngine
-from firesift.answer.model import Message
+from firesift.answer.model import Filters, Message
 from firesift.answer.stance import StanceModel
 from firesift.answer.thread import thread
 from firesift.api.auth import KeyStore
@@ -89,6 +89,11 @@ def expected(ref: Database) -> dict[str, Any]:
         "check": engine.check(CLAIM["claim"], as_of=_at(CLAIM["as_of"])).to_dict(),
         "ask": engine.answer(
             [Message("user", QUESTION["question"])], as_of=_at(QUESTION["as_of"])
+        ).to_dict(),
+        "ask_ctv": engine.answer(
+            [Message("user", QUESTION["question"])],
+            as_of=_at(QUESTION["as_of"]),
+            filters=Filters(query="from:CTVNews"),
         ).to_dict(),
         "bluesky": post_dict(bluesky),
         "root": post_dict(ref.store.get("x", THREAD.partition(":")[2])),  # type: ignore[arg-type]
@@ -201,6 +206,11 @@ def test_stdio_tools_resources_and_errors(
             assert "window:" in bad
             bad = _error(await client.call_tool("check_claim", {"claim": "x", "as_of": "soon"}))
             assert "as_of:" in bad
+            ctv = _structured(await client.call_tool("ask", {**QUESTION, "query": "from:CTVNews"}))
+            assert ctv == expected["ask_ctv"] and ctv["citations"]
+            assert {c["author"] for c in ctv["citations"]} == {"CTVNews"}
+            bad = _error(await client.call_tool("ask", {**QUESTION, "query": "(from:CTVNews"}))
+            assert "unbalanced parenthesis" in bad
             bad = _error(await client.call_tool("ask", {**QUESTION, "composer": "oracle"}))
             assert "unknown composer 'oracle'" in bad and "extractive" in bad
             bad = _error(await client.call_tool("search_posts", {"query": "x", "limit": 500}))

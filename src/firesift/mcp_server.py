@@ -431,6 +431,13 @@ def build_server(service: Service) -> MCPServer[Any]:
     def ask(
         question: Annotated[str, Field(min_length=1, description="A question about the stream")],
         as_of: AsOf = None,
+        query: Annotated[
+            str,
+            Field(
+                description="Optional X-style restriction ANDed with the question's own "
+                "search, e.g. 'from:ottawapolice', 'lang:en -filter:replies'"
+            ),
+        ] = "",
         composer: Annotated[
             str, Field(description="extractive (no model), or llm when the server has one")
         ] = "extractive",
@@ -447,7 +454,10 @@ def build_server(service: Service) -> MCPServer[Any]:
 
         def run() -> AnswerOut:
             events = service.stream_answer(
-                [Message("user", question)], filters=Filters(), as_of=when, composer=composer
+                [Message("user", question)],
+                filters=Filters(query=query.strip()),
+                as_of=when,
+                composer=composer,
             )
             for event in events:
                 if isinstance(event, AnswerDone):
