@@ -411,6 +411,12 @@ def bench_embed(work: Path, posts: int | None, log: Log) -> Result:
     return run_embed(work, posts, log)
 
 
+def bench_watches(work: Path, posts: int | None, log: Log) -> Result:
+    from firesift.watches.bench import bench_watches as run_watches
+
+    return run_watches(work, posts, log)
+
+
 BENCHES: dict[str, Callable[..., Result]] = {
     "ingest": bench_ingest,
     "freshness": bench_freshness,
@@ -420,6 +426,7 @@ BENCHES: dict[str, Callable[..., Result]] = {
     "serve": bench_serve,
     "source": bench_source,
     "embed": bench_embed,
+    "watches": bench_watches,
 }
 TARGETED = {"source"}
 """Benches that take a target (``firesift bench source jetstream``)."""

@@ -171,6 +171,11 @@ class Service:
 
             engine = AnswerEngine(db, composers=composers, clock=clock)
         self.engine = engine
+        # Watches: a pipeline sink on the writer; checks and webhooks on threads of their own.
+        from firesift.watches.service import Watching
+
+        self.watching = Watching.for_service(self)
+        self.pipeline.sinks = [*self.pipeline.sinks, self.watching.evaluator]
         self._configured = set(composers or {})
         self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
@@ -191,6 +196,7 @@ class Service:
     def start(self) -> Service:
         if self._writer is None:
             self._stopping = False
+            self.watching.start()
             self._writer = threading.Thread(target=self._run, name="firesift-writer", daemon=True)
             self._writer.start()
             self.live.start()
@@ -209,6 +215,7 @@ class Service:
             self._queue.put(None)
             self._writer.join()
             self._writer = None
+            self.watching.stop()
         self.live.stop()
         for worker in self._answerers:
             worker.close()

@@ -43,6 +43,7 @@ from firesift.api.schemas import (
     parse_instant,
     read_body,
 )
+from firesift.api.watches import routes as watch_routes
 from firesift.errors import ConfigError, FiresiftError, NotFound, TimeParseError
 from firesift.formats.base import names as format_names
 from firesift.formats.reader import Problem, read
@@ -234,4 +235,5 @@ routes = [
     Route("/api/ingest", api_ingest, methods=["POST"]),
     Route("/api/live", api_live, methods=["GET"]),
     Route("/api/stats", api_stats, methods=["GET"]),
+    *watch_routes,
 ]

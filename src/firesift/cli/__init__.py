@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from firesift import __version__
-from firesift.cli import answers, data, live, serving
+from firesift.cli import answers, data, live, serving, watches
 from firesift.cli._common import err, out
 from firesift.errors import FiresiftError
 
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    for module in (data, answers, live, serving):
+    for module in (data, answers, live, serving, watches):
         module.register(add)
 
     p = add("bench", cmd_bench, "Benchmarks on synthetic posts shaped like the real corpus.")
