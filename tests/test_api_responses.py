@@ -22,10 +22,14 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply, cite_all_posts
 from firesift.answer.llm_composer import LLMComposer
+from firesift.answer.model import Citation
 from firesift.api.app import create_app
+from firesift.api.responses import render_citations
 from firesift.api.server import serve_in_thread
 from firesift.database import Database
+from firesift.formats.reader import Problem, read
 from firesift.llm import OpenAICompatLLM
+from firesift.post import Post
 from firesift.service import Service
 from source_harness import run_async
 
@@ -95,6 +99,55 @@ def check_inline(text: str, annotations: list[Any], citations: list[str]) -> Non
 
 def authors(r: Any) -> list[str]:
     return [s["author"].lower() for s in r.model_extra["search_results"]]
+
+
+# -- citations in the text (the renderer alone) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def three_citations(real_data: Path) -> list[Citation]:
+    from api_server import POSTS
+
+    posts: list[Post] = []
+    for item in read(real_data / POSTS):
+        if not isinstance(item, Problem):
+            posts += [e for e in item.events if isinstance(e, Post)]
+        if len(posts) >= 3:
+            break
+    return [Citation(n, p) for n, p in enumerate(posts[:3], start=1)]
+
+
+def test_inline_links_have_code_point_offsets(three_citations: list[Citation]) -> None:
+    url = [c.post.url for c in three_citations]
+    text, annotations = render_citations(
+        "Shots 🇨🇦 [1][2], police say [3]. [2014] is no marker.",
+        three_citations,
+        "http://h/",
+        inline=True,
+    )
+    assert text == (
+        f"Shots 🇨🇦 [[1]]({url[0]})[[2]]({url[1]}), police say [[3]]({url[2]}). [2014] is no marker."
+    )
+    spans = [text[a["start_index"] : a["end_index"]] for a in annotations]
+    assert spans == [f"[[1]]({url[0]})", f"[[2]]({url[1]})", f"[[3]]({url[2]})"]
+    assert annotations[0]["start_index"] == len("Shots 🇨🇦 ")  # code points, not UTF-16 units
+    assert [a["url"] for a in annotations] == url
+
+
+def test_without_inline_markers_spans_are_what_each_marker_followed(
+    three_citations: list[Citation],
+) -> None:
+    text, annotations = render_citations(
+        "A soldier [1]. B (x) [2] (y)\n- C: D [3]\n“Quoted.” [1], then E [2][3]",
+        three_citations,
+        "http://h/",
+        inline=False,
+    )
+    assert text == "A soldier. B (x) (y)\n- C: D\n“Quoted.”, then E"
+    spans = [text[a["start_index"] : a["end_index"]] for a in annotations]
+    assert spans == ["A soldier", "B (x)", "C: D", "“Quoted.”", "then E", "then E"]
+    urls = [c.post.url for c in three_citations]
+    assert [a["url"] for a in annotations] == [urls[i] for i in (0, 1, 2, 0, 1, 2)]
 
 
 # -- the openai client ------------------------------------------------------------------------
