@@ -152,6 +152,8 @@ def _sse(url: str, last: int | None, count: int) -> list[tuple[int, dict[str, An
 
 QUERIES = [
     "gunman",
+    "Hostages police",
+    "kouachi OR lubitz OR Prince",
     '"hostage situation"',
     "#ferguson",
     "#OttawaShooting OR #sydneysiege",

@@ -125,6 +125,17 @@ def _needs(node: Node | None) -> set[str]:
     return set()
 
 
+def _plain(node: Node | None) -> bool:
+    """A single-token ASCII word, or one AND / one OR of them (see ``_Live.exact``)."""
+
+    def word(n: Node) -> bool:
+        return isinstance(n, Word) and n.text.isascii() and len(_TOKEN.findall(n.text)) == 1
+
+    if isinstance(node, And | Or):
+        return all(word(c) for c in node.children)
+    return node is not None and word(node)
+
+
 def _has_field(node: Node | None, kinds: tuple[str, ...]) -> bool:
     """Whether ``node`` has a field operator of ``kinds`` (outside negations: a negated one
     anchors nothing)."""
@@ -145,6 +156,11 @@ class _Live:
     posts: dict[str, Post] = field(default_factory=dict)
     needs: frozenset[bytes] = frozenset()
     """ASCII tokens every matching post contains (a prefilter; may be empty)."""
+    exact: frozenset[bytes] | None = None
+    """When the query is single-token words under one AND or one OR, without time bounds:
+    its words. A post whose text has all of them (``exact_all``) or any (OR) matches, no
+    matcher call needed."""
+    exact_all: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +237,13 @@ class Evaluator:
         for lw in live.values():
             if lw.watch.kind == "story":
                 continue
-            expr = parse(lw.watch.query).expr
+            parsed = parse(lw.watch.query)
+            expr = parsed.expr
             lw.needs = frozenset(t.encode() for t in _needs(expr) if t.isascii())
+            if parsed.since_ms is None and parsed.until_ms is None and _plain(expr):
+                words = expr.children if isinstance(expr, And | Or) else (expr,)
+                lw.exact = frozenset(w.text.lower().encode() for w in words)  # type: ignore[union-attr]
+                lw.exact_all = not isinstance(expr, Or)
             self._handles |= _has_field(expr, ("from",))
             self._fields |= _has_field(expr, ("hashtag", "mention"))
             found = anchors(expr)
@@ -318,15 +339,19 @@ class Evaluator:
                 if m > minute:
                     minute = m
             text = p.text
+            extra = ""
             if fields and (p.hashtags or p.mentions):
-                text = f"{text} {' '.join(p.hashtags)} {' '.join(p.mentions)}"
+                extra = f" {' '.join(p.hashtags)} {' '.join(p.mentions)}"
             if handles:
-                text = f"{text} {p.author.handle}"
+                extra = f"{extra} {p.author.handle}"
             found: list[_Live]
-            if text.isascii():
+            sure: set[_Live] | None = None
+            if text.isascii() and extra.isascii():
                 # The fast path (most posts): one C pass folds case and turns every non-word
                 # byte into a space, so split() gives exactly the \w+ tokens, lowercased.
                 btoks = text.encode().translate(fold).split()
+                if extra:
+                    btoks += extra.encode().translate(fold).split()
                 if bkeys.isdisjoint(btoks):
                     if not always:
                         continue
@@ -339,7 +364,19 @@ class Evaluator:
                         *always,
                         *(lw for t in tokset & bkeys for lw in bindex[t] if lw.needs <= tokset),
                     ]
+                    # Plain words only: the text's tokens decide, no matcher call.
+                    if extra:
+                        tokset = set(text.encode().translate(fold).split())
+                    sure = {
+                        lw
+                        for lw in found
+                        if lw.exact is not None
+                        and (
+                            lw.exact <= tokset if lw.exact_all else not lw.exact.isdisjoint(tokset)
+                        )
+                    }
             else:
+                text = text + extra
                 found = [
                     *always,
                     *(lw for t in _TOKEN.findall(text.lower()) if t in index for lw in index[t]),
@@ -350,7 +387,9 @@ class Evaluator:
                 continue
             view = PostView(p)
             for lw in found:
-                if c.seq > lw.watch.since_seq and lw.match(view):
+                if c.seq > lw.watch.since_seq and (
+                    lw in sure if sure is not None and lw.exact is not None else lw.match(view)
+                ):
                     self._matched(lw, p, seq, events)
                     dirty.add(lw.watch.id)
         if stories and minute > self._watermark:

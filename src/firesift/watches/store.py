@@ -287,24 +287,26 @@ class WatchStore:
         out: list[WatchEvent] = []
         with self._tx(write=True) as db:
             alive = {r[0] for r in db.execute("SELECT id FROM watches")}
+            # AUTOINCREMENT's high-water mark: an event id (and idempotency key) is never
+            # reused, even after the newest events were deleted with their watch.
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'watch_events'")
+            last = (row.fetchone() or (0,))[0]
+            rows, owed = [], []
             for new in events:
                 if new.watch.id not in alive:
                     continue
-                (eid,) = db.execute(
-                    "INSERT INTO watch_events (watch, at_ms, created_ms, body)"
-                    " VALUES (?, ?, ?, x'') RETURNING eid",
-                    (new.watch.id, new.at_ms, now),
-                ).fetchone()
-                db.execute(
-                    "UPDATE watch_events SET body = ? WHERE eid = ?", (event_body(eid, new), eid)
-                )
+                last += 1
+                rows.append((last, new.watch.id, new.at_ms, now, event_body(last, new)))
                 if new.watch.webhook:
-                    db.execute("INSERT INTO watch_deliveries VALUES (?, 0, ?, NULL)", (eid, now))
-                out.append(
-                    WatchEvent(eid, new.watch.id, new.watch.kind, new.at_ms, new.posts, new.detail)
-                )
-            for wid, state in states.items():
-                db.execute("UPDATE watches SET state = ? WHERE id = ?", (orjson.dumps(state), wid))
+                    owed.append((last, now))
+                w = new.watch
+                out.append(WatchEvent(last, w.id, w.kind, new.at_ms, new.posts, new.detail))
+            db.executemany("INSERT INTO watch_events VALUES (?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO watch_deliveries VALUES (?, 0, ?, NULL)", owed)
+            db.executemany(
+                "UPDATE watches SET state = ? WHERE id = ?",
+                [(orjson.dumps(state), wid) for wid, state in states.items()],
+            )
             if seq is not None:
                 db.execute("UPDATE watch_meta SET value = ? WHERE key = 'seq'", (seq,))
         return out
