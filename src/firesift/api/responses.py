@@ -467,6 +467,8 @@ class _Call:
         self.base = base
         self.composer = resolve_composer(service, req.model)
         self.tools = req.search_tools()
+        self.searches: list[SearchTool] = self.tools or [XSearchTool(type="x_search")]
+        """The searches run: the tools given, else the stream as an unlimited x_search."""
         self.inline = req.inline_citations()
         self.as_of = parse_instant(req.as_of, now=service.now(), param="as_of")
         acc = _Constraints()
@@ -503,7 +505,6 @@ class _Call:
     # -- shapes -----------------------------------------------------------------------------
 
     def _tool_calls(self) -> list[dict[str, Any]]:
-        used = self.tools or [XSearchTool(type="x_search")]
         return [
             {
                 "id": f"call_{secrets.token_hex(12)}",
@@ -514,13 +515,13 @@ class _Call:
                 },
                 "status": "completed",
             }
-            for t in used
+            for t in self.searches
         ]
 
     def usage(self, text: str, answer: Answer) -> dict[str, Any]:
         u = token_usage(self.messages, text, answer)
         counts: dict[str, int] = {}
-        for t in self.tools or [XSearchTool(type="x_search")]:
+        for t in self.searches:
             counts[t.type] = counts.get(t.type, 0) + 1
         return {
             "input_tokens": u["prompt_tokens"],
