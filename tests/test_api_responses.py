@@ -10,6 +10,7 @@ model (``tests/fake_openai.py``) over real HTTP.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from fake_openai import FakeOpenAI, Reply, cite_all_posts
 from firesift.answer.llm_composer import LLMComposer
 from firesift.answer.model import Citation
 from firesift.api.app import create_app
+from firesift.api.response_store import FILENAME, MIGRATIONS, ResponseStore
 from firesift.api.responses import render_citations
 from firesift.api.server import serve_in_thread
 from firesift.database import Database
@@ -31,6 +33,7 @@ from firesift.formats.reader import Problem, read
 from firesift.llm import OpenAICompatLLM
 from firesift.post import Post
 from firesift.service import Service
+from firesift.store.schema import migrate
 from source_harness import run_async
 
 if TYPE_CHECKING:
@@ -345,6 +348,16 @@ def test_earlier_output_items_sent_back_as_input(oai: openai.OpenAI, plain: Any)
     assert extra["grounded"] is True
     texts = " ".join(s["text"].lower() for s in extra["search_results"])
     assert "ottawa" in texts or "cirillo" in texts
+    # the stored input, paged one item at a time (the SDK follows has_more / after)
+    items = list(oai.responses.input_items.list(r.id, order="asc", limit=1))
+    assert [(i.role, i.content[0].text) for i in items] == [  # type: ignore[union-attr]
+        ("user", QUESTION),
+        ("assistant", plain.output_text),
+        ("user", "Who was the soldier who was shot?"),
+    ]
+    assert items[1].id == plain.output[0].id
+    newest = oai.responses.input_items.list(r.id)
+    assert [i.id for i in newest.data] == [i.id for i in reversed(items)]
 
 
 # -- tools ------------------------------------------------------------------------------------
@@ -595,3 +608,26 @@ def test_llm_failure_mid_stream_is_response_failed(llm: tuple[openai.OpenAI, Any
     assert last.type == "response.failed", [e.type for e in events]
     assert last.response.status == "failed" and last.response.error.code == "llm_error"
     assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+def test_store_upgrades_a_version_1_file(tmp_path: Path) -> None:
+    """A ``responses.sqlite3`` from before input items opens, and its rows still read."""
+    db = sqlite3.connect(tmp_path / FILENAME, isolation_level=None)
+    migrate(db, tmp_path / FILENAME, MIGRATIONS[:1])
+    db.execute(
+        "INSERT INTO responses VALUES ('resp_old', 0, NULL, ?, ?)",
+        (orjson.dumps({"id": "resp_old"}), orjson.dumps([["user", "hi"], ["assistant", "yo"]])),
+    )
+    db.close()
+    store = ResponseStore(tmp_path)
+    try:
+        old = store.get("resp_old")
+        assert old is not None and old.body == {"id": "resp_old"} and old.input == ()
+        assert [(t.role, t.content) for t in old.conversation] == [
+            ("user", "hi"),
+            ("assistant", "yo"),
+        ]
+        version = store._db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+        assert version == len(MIGRATIONS) == 2
+    finally:
+        store.close()

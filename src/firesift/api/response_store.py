@@ -6,8 +6,9 @@ behind an ingest batch (nor the ingest path behind a client). The table still ha
 recorded migrations, run by :func:`firesift.store.schema.migrate`. Each row is the response
 body exactly as it was returned (``GET /v1/responses/{id}`` answers it unchanged) and the
 conversation a follow-up (``previous_response_id``) continues: the earlier turns, the input
-and the output text, without the request's ``instructions``. WAL with ``synchronous=NORMAL``,
-as the post store: a stored response survives a process crash or a restart.
+and the output text, without the request's ``instructions``; and the request's input items.
+WAL with ``synchronous=NORMAL``, as the post store: a stored response survives a process crash
+or a restart.
 """
 
 from __future__ import annotations
@@ -39,15 +40,22 @@ def _m1_responses(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [("responses", _m1_responses)]
+def _m2_input_items(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE responses ADD COLUMN input BLOB")
+
+
+MIGRATIONS: list[Migration] = [("responses", _m1_responses), ("input items", _m2_input_items)]
+"""Version ``n`` is ``MIGRATIONS[n - 1]``. Append only; never edit a released migration."""
 
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """A stored response: its body as returned and its conversation."""
+    """A stored response: its body as returned, its conversation, and its input items (as
+    ``GET /v1/responses/{id}/input_items`` lists them; empty for rows from before version 2)."""
 
     body: dict[str, Any]
     conversation: tuple[Turn, ...]
+    input: tuple[dict[str, Any], ...] = ()
 
 
 class ResponseStore:
@@ -67,29 +75,38 @@ class ResponseStore:
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the response store {self.file}: {e}") from e
 
-    def put(self, body: dict[str, Any], conversation: Sequence[Turn]) -> None:
+    def put(
+        self,
+        body: dict[str, Any],
+        conversation: Sequence[Turn],
+        input: Sequence[dict[str, Any]] = (),
+    ) -> None:
         turns = [[t.role, t.content] for t in conversation]
         with self._lock, self._errors():
             self._db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO responses"
+                " (id, created_ms, previous_id, body, conversation, input)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     body["id"],
                     time.time_ns() // 1_000_000,
                     body.get("previous_response_id"),
                     orjson.dumps(body),
                     orjson.dumps(turns),
+                    orjson.dumps(list(input)),
                 ),
             )
 
     def get(self, response_id: str) -> Stored | None:
         with self._lock, self._errors():
             row = self._db.execute(
-                "SELECT body, conversation FROM responses WHERE id = ?", (response_id,)
+                "SELECT body, conversation, input FROM responses WHERE id = ?", (response_id,)
             ).fetchone()
         if row is None:
             return None
         turns = tuple(Turn(role, content) for role, content in orjson.loads(row[1]))
-        return Stored(orjson.loads(row[0]), turns)
+        items = tuple(orjson.loads(row[2])) if row[2] is not None else ()
+        return Stored(orjson.loads(row[0]), turns, items)
 
     def delete(self, response_id: str) -> bool:
         with self._lock, self._errors():

@@ -45,7 +45,9 @@ Design decisions:
   survives restarts. ``GET`` and ``DELETE /v1/responses/{id}`` read and remove them;
   ``previous_response_id`` continues a stored one: its conversation (earlier inputs and its
   output text) comes before the new input, while its ``instructions`` are not carried over (as
-  at OpenAI). A streamed response is stored when it completes. Earlier output items sent back
+  at OpenAI). ``GET /v1/responses/{id}/input_items`` lists its input messages (other input
+  item types carry nothing firesift reads and are not kept). A streamed response is stored
+  when it completes. Earlier output items sent back
   in ``input`` (the stateless way) work too: their ``output_text`` is read as the assistant's.
 - ``search_parameters`` (Live Search) on this endpoint is answered 410 Gone, as xAI does: its
   filters would otherwise be silently dropped. Chat completions still accept it.
@@ -133,6 +135,7 @@ class InputItem(_Body):
     other item types (tool calls, reasoning) carry nothing firesift reads and are skipped."""
 
     type: str | None = None
+    id: str | None = None
     role: Literal["user", "assistant", "system", "developer"] | None = None
     content: str | list[InputPart] | None = None
 
@@ -593,7 +596,8 @@ class _Call:
         body = self.response("completed", answer)
         if self.req.store:
             text = body["output"][0]["content"][0]["text"]
-            self.store.put(body, [*self.conversation, Turn("assistant", text)])
+            turns = [*self.conversation, Turn("assistant", text)]
+            self.store.put(body, turns, _input_items(self.req.input))
         return body
 
     def event(self, kind: str, **fields: Any) -> bytes:
@@ -615,6 +619,29 @@ class _Call:
 
 def _part(text: str, annotations: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": annotations, "logprobs": []}
+
+
+def _input_items(value: str | list[InputItem]) -> list[dict[str, Any]]:
+    """The request's messages as ``input_items`` lists them (other item types were skipped)."""
+    items = [InputItem(role="user", content=value)] if isinstance(value, str) else value
+    out = []
+    for item in items:
+        if not item.is_message() or item.role is None:
+            continue
+        kind = "output_text" if item.role == "assistant" else "input_text"
+        part: dict[str, Any] = {"type": kind, "text": item.text()}
+        if kind == "output_text":
+            part["annotations"] = []
+        out.append(
+            {
+                "id": item.id or "msg_" + secrets.token_hex(24),
+                "type": "message",
+                "role": item.role,
+                "status": "completed",
+                "content": [part],
+            }
+        )
+    return out
 
 
 def _turns(value: str | list[InputItem]) -> list[Turn]:
@@ -757,6 +784,44 @@ async def get_response(request: Request) -> Response:
     return json_response(stored.body)
 
 
+async def list_input_items(request: Request) -> Response:
+    """A stored response's input items, paged as OpenAI pages them (``order``, ``limit``,
+    ``after``; newest first by default)."""
+    response_id = request.path_params["response_id"]
+    q = request.query_params
+    order = q.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise APIError(422, f"order must be asc or desc, got {order!r}", param="order")
+    try:
+        limit = int(q.get("limit", "20"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 100:
+        raise APIError(422, "limit must be an integer from 1 to 100", param="limit")
+    store = await anyio.to_thread.run_sync(_store, request)
+    stored = await anyio.to_thread.run_sync(store.get, response_id)
+    if stored is None:
+        raise _not_found(response_id)
+    items = list(stored.input) if order == "asc" else list(reversed(stored.input))
+    start = 0
+    after = q.get("after")
+    if after:
+        ids = [i["id"] for i in items]
+        if after not in ids:
+            raise APIError(404, f"no input item {after!r} in {response_id}", param="after")
+        start = ids.index(after) + 1
+    page = items[start : start + limit]
+    return json_response(
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": start + limit < len(items),
+        }
+    )
+
+
 async def delete_response(request: Request) -> Response:
     response_id = request.path_params["response_id"]
     store = await anyio.to_thread.run_sync(_store, request)
@@ -769,4 +834,5 @@ routes = [
     Route("/v1/responses", create_response, methods=["POST"]),
     Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
     Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
 ]
