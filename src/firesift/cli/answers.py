@@ -134,6 +134,8 @@ def cmd_thread(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.features != "shipped" and args.what != "stance":
+        raise FiresiftError(f"--features {args.features} applies to `firesift eval stance` only")
     if args.what == "trends":
         from firesift.evaluation import trends_eval
         from firesift.recorded import DATA
@@ -146,7 +148,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from firesift.evaluation import stance_eval
         from firesift.recorded import DATA
 
-        result = stance_eval.run(args.data or DATA / "rumoureval2017")
+        result = stance_eval.run(args.data or DATA / "rumoureval2017", features=args.features)
     elif args.what == "happening":
         from firesift.evaluation import happening_eval
         from firesift.recorded import DATA
@@ -181,6 +183,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from firesift.cli._render import eval_view
 
     _console().print(eval_view(args.what, result))
+    if "minilm" in result:
+        from firesift.evaluation.stance_embed_eval import view
+
+        _console().print(view(result["minilm"]))
     return 0
 
 
@@ -270,6 +276,13 @@ def register(add: Add) -> None:
         "veracity: the folder holding pheme9/ and rumoureval2017/ (default: data/)",
     )
     p.add_argument("--json", action="store_true", help="every figure, per event or question")
+    p.add_argument(
+        "--features",
+        choices=["shipped", "minilm"],
+        default="shipped",
+        help="stance only: minilm also trains a classifier on all-MiniLM-L6-v2 embeddings of"
+        " reply and target and scores it next to the shipped model (a few minutes)",
+    )
 
     p = add("train-stance", cmd_train_stance, "Retrain the shipped reply-stance model.")
     p.add_argument(

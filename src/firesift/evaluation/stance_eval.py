@@ -93,10 +93,18 @@ def _scores(gold: list[str], pred: list[str]) -> dict[str, Any]:
     }
 
 
-def run(data: Path, *, split: str = "dev", stance: StancePredictor | None = None) -> dict[str, Any]:
+def run(
+    data: Path,
+    *,
+    split: str = "dev",
+    stance: StancePredictor | None = None,
+    features: str = "shipped",
+) -> dict[str, Any]:
     """Score reply stance on every reply of the ``split`` threads in the RumourEval folder
     ``data`` (the one holding ``posts.jsonl`` and ``threads.jsonl``); see the module docstring.
-    ``stance`` defaults to the shipped model."""
+    ``stance`` defaults to the shipped model. ``features="minilm"`` also trains and scores the
+    embedding model of :mod:`firesift.evaluation.stance_embed_eval` on the same replies, under
+    the ``"minilm"`` key."""
     started = time.perf_counter()
     posts = _jsonl(data / "posts.jsonl")
     threads = _jsonl(data / "threads.jsonl")
@@ -112,6 +120,8 @@ def run(data: Path, *, split: str = "dev", stance: StancePredictor | None = None
     golds: list[str] = []
     preds: list[str] = []
     cue_preds: list[str] = []
+    scored_ids: list[tuple[str, str]] = []
+    embedded: dict[str, Any] | None = None
     missing = 0
     returned = 0
     depth_ok = 0
@@ -132,10 +142,15 @@ def run(data: Path, *, split: str = "dev", stance: StancePredictor | None = None
                     missing += 1
                     continue
                 golds.append(label)
+                scored_ids.append((tid, pid))
                 preds.append(reply.stance)
                 cue_preds.append(by_cue[pid].stance or "comment")
                 depth_ok += reply.depth == depth
         thread_s = time.perf_counter() - t0
+        if features != "shipped":
+            from firesift.evaluation import stance_embed_eval
+
+            embedded = stance_embed_eval.evaluate(db, data, scored_ids, golds, preds)
     scored = len(golds)
     base = _scores(golds, [majority] * scored)
     return {
@@ -159,4 +174,5 @@ def run(data: Path, *, split: str = "dev", stance: StancePredictor | None = None
             "threads": round(thread_s, 2),
             "total": round(time.perf_counter() - started, 2),
         },
+        **({"minilm": embedded} if embedded is not None else {}),
     }
