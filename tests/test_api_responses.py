@@ -424,6 +424,12 @@ def test_web_search_domains_restrict_evidence(
             {"type": "web_search", "allowed_domains": ["cbc.ca"]},  # type: ignore[list-item]
         ],
     )
+    openai_spelling = oai.responses.create(
+        model="firesift-extractive",
+        input="What happened in Ottawa?",
+        tools=[{"type": "web_search", "filters": {"allowed_domains": ["cbc.ca"]}}],
+    )
+    assert openai_spelling.model_extra["citations"] == allowed.model_extra["citations"]
     assert set(authors(both)) == {"cbcnews"}
     assert all("cbc.ca" in hosts(s["id"]) for s in both.model_extra["search_results"])
     assert both.usage.model_extra["num_server_side_tools_used"] == 2

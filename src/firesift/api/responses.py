@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import anyio.to_thread
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -236,16 +236,32 @@ class XSearchTool(_Body):
             )
 
 
+class WebFilters(_Body):
+    allowed_domains: list[str] | None = None
+
+    _check_domains = field_validator("allowed_domains")(_domains)
+
+
 class WebSearchTool(_Body):
     """xAI's ``web_search``: firesift has no web index; it searches posts, and the domain
-    lists keep the posts that link (or do not link) those domains."""
+    lists keep the posts that link (or do not link) those domains. OpenAI's spelling,
+    ``filters.allowed_domains``, counts as ``allowed_domains`` (same rules), so an OpenAI
+    client's restriction is never silently dropped."""
 
     type: Literal["web_search"]
     allowed_domains: list[str] | None = None
     excluded_domains: list[str] | None = None
+    filters: WebFilters | None = None
     enable_image_understanding: bool = False
 
     _check_domains = field_validator("allowed_domains", "excluded_domains")(_domains)
+
+    @model_validator(mode="after")
+    def _openai_filters(self) -> WebSearchTool:
+        if self.filters and self.filters.allowed_domains:
+            merged = [*(self.allowed_domains or []), *self.filters.allowed_domains]
+            self.allowed_domains = list(dict.fromkeys(merged))
+        return self
 
     def rules(self) -> tuple[str, str] | None:
         if self.allowed_domains and self.excluded_domains:
