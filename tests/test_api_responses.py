@@ -489,6 +489,17 @@ def test_nothing_matches_is_ungrounded_without_citations(oai: openai.OpenAI) -> 
     assert extra["citations"] == [] and extra["search_results"] == [] and annotations == []
     assert "[" not in text and "no posts" in text.lower() + " ".join(extra["warnings"])
     assert any("no posts" in w for w in extra["warnings"])
+    events = list(
+        oai.responses.create(
+            model="firesift-extractive",
+            input=QUESTION,
+            tools=[{"type": "x_search", "allowed_x_handles": ["nosuchaccount_zz"]}],  # type: ignore[list-item]
+            stream=True,
+        )
+    )
+    assert not [e for e in events if e.type == "response.output_text.annotation.added"]
+    final = events[-1].response
+    assert final.output_text == text and final.model_extra["grounded"] is False
 
 
 # -- raw HTTP ---------------------------------------------------------------------------------
