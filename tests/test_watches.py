@@ -415,3 +415,28 @@ def test_events_of_a_removed_watch_are_dropped(tmp_path: Path) -> None:
         watches.remove(w.id)
         assert watches.record([NewEvent(w, 1, (), {})], {}, None) == []
         watches.close()
+
+
+def test_posts_stored_while_no_service_ran_are_evaluated_when_one_starts(
+    tmp_path: Path, posts: list[Post], capsys: pytest.CaptureFixture[str], real_data: Path
+) -> None:
+    """A watch added from the CLI, posts ingested by ``firesift ingest`` (no evaluator in that
+    process): the service catches up from the change log on start, once."""
+    db = tmp_path / "db"
+    assert main(["watch", "add", "#sydneysiege", "--min-accounts", "4", "--db", str(db)]) == 0
+    wid = capsys.readouterr().out.strip()
+    path = str(real_data / "rumoureval2017" / "posts.jsonl")
+    assert main(["ingest", path, "--db", str(db)]) == 0
+    # The change log replays in store order (the file's), which is not time order.
+    stored = [e for item in read(Path(path)) if not isinstance(item, Problem) for e in item.events]
+    expected = _expected_matches(stored, "#sydneysiege", 1, 4, 600_000)  # type: ignore[arg-type]
+    assert expected
+    for _ in range(2):  # the second start finds nothing left to evaluate
+        service = Service(Database(db), owns_db=True, trends=False).start()
+        try:
+            got = [orjson.loads(b) for _, b in service.watching.store.events(wid)]
+        finally:
+            service.stop()
+        assert [(e["at_ms"], [f"{p['source']}:{p['id']}" for p in e["posts"]]) for e in got] == [
+            (ms, keys[:20]) for ms, keys in expected
+        ]

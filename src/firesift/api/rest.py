@@ -16,6 +16,8 @@
 ``GET /api/live``          Server-Sent Events: ``post``, ``trends``, ``stats``, ``lag``
 ``GET /api/stats``         store, index, ingest and live-feed counters
 ``GET /api/sources``       each live source's status (state, posts/s, lag, reconnects, errors)
+``/api/watches...``        standing questions that alert, their events as SSE: see
+                           :mod:`firesift.api.watches`
 =========================  =================================================================
 
 Every blocking call (store, index, engine, parsing) runs in the thread pool.

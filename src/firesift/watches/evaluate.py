@@ -429,7 +429,7 @@ class Evaluator:
             pending.append([ms, f"{post.source}:{post.author.id}", post.key])
             lw.posts[post.key] = post
             cut = ms - w.window_ms
-            if pending[0][0] <= cut:
+            if any(e[0] <= cut for e in pending):  # posts may arrive out of time order
                 pending[:] = [e for e in pending if e[0] > cut]
                 lw.posts = {e[2]: lw.posts[e[2]] for e in pending if e[2] in lw.posts}
             accounts = {e[1] for e in pending}
