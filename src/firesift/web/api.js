@@ -176,3 +176,21 @@ export function openLive(q, handlers) {
   });
   return () => source.close();
 }
+
+/**
+ * Subscribes to a watch's events (/api/watches/{id}/events): every event kept, then new ones;
+ * EventSource resumes after the last one it saw (Last-Event-ID) when it reconnects.
+ * Returns a function that closes the stream.
+ */
+export function openWatch(id, onEvent) {
+  const url = `/api/watches/${encodeURIComponent(id)}/events` + query({ api_key: apiKey });
+  const source = new EventSource(url);
+  source.addEventListener("watch", (e) => {
+    try {
+      onEvent(JSON.parse(e.data));
+    } catch {
+      // A malformed event is dropped, the stream goes on.
+    }
+  });
+  return () => source.close();
+}

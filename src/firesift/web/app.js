@@ -1,7 +1,7 @@
 // firesift's page: wires the chat, search, claim check, trends, ticker and time control to the
 // API. Plain ES modules, no build step; DOM building lives in render.js, HTTP in api.js.
 
-import { ApiError, getJSON, openLive, postJSON, setApiKey, streamChat } from "./api.js";
+import { ApiError, getJSON, openLive, openWatch, postJSON, setApiKey, streamChat } from "./api.js";
 import {
   claimsList,
   AnswerWriter,
@@ -292,6 +292,65 @@ function initCheck() {
   });
 }
 
+// ---- watches: standing questions and their alerts ----------------------------------------
+
+const NOTIFICATIONS_MAX = 50;
+const watching = new Map(); // watch id -> function closing its event stream
+
+function addNotification(event) {
+  const first = (event.posts || [])[0];
+  const what =
+    event.kind === "verdict"
+      ? `verdict ${event.previous || "none"} → ${event.verdict}`
+      : event.kind === "story"
+        ? `story: ${event.story?.title || ""}`
+        : `${event.matches} new post${event.matches === 1 ? "" : "s"}`;
+  const item = el(
+    "li",
+    { class: "notification", "data-event": event.id },
+    el("span", { class: "notification-what" }, `${event.query} · ${what}`),
+    " ",
+    el("time", { datetime: event.at }, fmtTime(event.at, true)),
+    first ? el("p", { class: "notification-post" }, `@${first.author?.handle || ""}: ${first.text}`) : null,
+  );
+  if (first) item.addEventListener("click", () => openCard(first));
+  const list = $("notifications");
+  list.prepend(item);
+  while (list.children.length > NOTIFICATIONS_MAX) list.lastElementChild.remove();
+}
+
+function showWatch(watch) {
+  if (watching.has(watch.id)) return;
+  $("watch-list").append(
+    el("li", { class: "watch", "data-watch": watch.id }, `${watch.kind}: ${watch.query || watch.claim}`),
+  );
+  watching.set(watch.id, openWatch(watch.id, addNotification));
+}
+
+async function loadWatches() {
+  try {
+    const { watches } = await getJSON("/api/watches");
+    watches.forEach(showWatch);
+  } catch (err) {
+    $("notifications").replaceChildren(errorBox(message(err)));
+  }
+}
+
+function initWatches() {
+  $("watch-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const query = $("watch-q").value.trim();
+    if (!query) return;
+    try {
+      showWatch(await postJSON("/api/watches", { query }));
+      $("watch-q").value = "";
+    } catch (err) {
+      $("notifications").prepend(el("li", {}, errorBox(message(err))));
+    }
+  });
+  loadWatches();
+}
+
 // ---- trends, ticker and the live stream --------------------------------------------------
 
 function askAbout(story) {
@@ -451,6 +510,7 @@ initCard();
 initChat();
 initSearch();
 initCheck();
+initWatches();
 initTime();
 connectLive();
 loadTrends();
