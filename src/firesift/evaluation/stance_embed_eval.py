@@ -68,9 +68,13 @@ __all__ = [
     "choose",
     "evaluate",
     "features",
-    "fit",
     "paired_bootstrap",
+    "view",
 ]
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 
 FEATURES = ("minilm",)
 """The values ``firesift eval stance --features`` accepts besides the default ``shipped``."""
@@ -85,10 +89,6 @@ L2_GRID = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
 ALPHA_GRID = (0.0, 0.5, 0.75, 1.0)
 MAX_ITER = 200
 BOOTSTRAP = 2000
-
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 
 
 class CachedEncoder:
@@ -173,11 +173,6 @@ def _fit_path(x: F64, y: I64, *, alpha: float, l2_grid: Sequence[float] = L2_GRI
         w = _lbfgs(objective, w, max_iter=MAX_ITER)
         out.append(Fit(w, mean, scale, l2, alpha))
     return out
-
-
-def fit(x: F64, y: I64, *, l2: float, alpha: float) -> Fit:
-    """Fit at one setting."""
-    return _fit_path(x, y, alpha=alpha, l2_grid=[l2])[0]
 
 
 def _key(m: Metrics, majority_accuracy: float) -> tuple[bool, float, float]:
