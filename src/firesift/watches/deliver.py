@@ -8,7 +8,8 @@
   network error, a timeout or another status is retried with exponential back-off
   (``base_s * 2**attempt``, at most ``max_s``), forever: delivery is at-least-once, and the
   owed deliveries are rows in the store, so a restart resumes them (:class:`Deliverer` sends
-  what is due as soon as it starts).
+  what is due as soon as it starts). Deliveries go one at a time, oldest event first: a
+  receiver that hangs delays the others by up to ``timeout_s`` per attempt.
 - **SSE** (``/api/watches/{id}/events``): every event of the watch after ``Last-Event-ID`` (the
   header a reconnecting ``EventSource`` sends, or ``?last_event_id=``), then new ones as they
   are recorded; each carries ``id: <n>``, so a client resumes exactly where it stopped. Events

@@ -32,7 +32,10 @@ Durability: state changes, events and the position in the change log are written
 ``save_every_s`` when nothing happened. After a crash, or if evaluating a batch failed,
 :meth:`Evaluator.catch_up` replays the change log from the saved position. The change log
 read back does not say which changes were first versions, so a post edited during that window
-counts once more: events are at-least-once there, as delivery is.
+counts once more: events are at-least-once there, as delivery is. Like the index, the
+evaluator assumes one writer: posts another process stores while a service runs (a concurrent
+``firesift ingest`` into the same directory) take seqs below the service's position and are not
+evaluated; stored while no service runs, they are (the start catches up).
 """
 
 from __future__ import annotations
