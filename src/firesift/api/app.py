@@ -4,7 +4,8 @@ Layers, outermost first: metrics timing (every request, errors included), OpenAI
 errors (:class:`~firesift.api.errors.ErrorMiddleware`), API-key checks, then the routes:
 ``/v1`` (OpenAI-compatible), ``/api`` (REST + SSE), ``/mcp`` (MCP over streamable HTTP,
 :mod:`firesift.mcp_server`; its session manager runs in the app's lifespan), ``/healthz``,
-``/metrics`` and the web page (``/`` and ``/static/...`` from ``firesift/web``; the directory
+``/metrics``, ``/openapi.json`` (the API described, :mod:`firesift.api.openapi`; public, like
+``/healthz``) and the web page (``/`` and ``/static/...`` from ``firesift/web``; the directory
 may be missing or partly built, what is there is served). Engine work runs in a dedicated
 thread-pool limiter so a burst of chat requests cannot starve the short REST calls of worker
 threads.
@@ -26,7 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from firesift.api import openai_compat, responses, rest
+from firesift.api import openai_compat, openapi, responses, rest
 from firesift.api.auth import AuthPolicy, KeyStore
 from firesift.api.errors import APIError, ErrorMiddleware, error_response, http_exception_handler
 from firesift.api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["WEB_DIR", "AuthMiddleware", "create_app"]
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-_PUBLIC = ("/healthz", "/static/", "/favicon.ico")
+_PUBLIC = ("/healthz", "/openapi.json", "/static/", "/favicon.ico")
 
 _PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>firesift</title>
 <h1>firesift</h1><p>The web page is not built yet. The API is live:
@@ -145,6 +146,7 @@ def create_app(
         *openai_compat.routes,
         *responses.routes,
         *rest.routes,
+        *openapi.routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/", index_page, methods=["GET"]),
