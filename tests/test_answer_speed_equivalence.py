@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firesift.answer import extractive, retrieve, stance
+from firesift.answer import retrieve, sentences, stance
 from firesift.answer.engine import AnswerEngine
 from firesift.answer.model import AnswerDelta, AnswerDone, Message
 from firesift.answer.retrieve import _letter_words, _search
@@ -161,12 +161,12 @@ def test_letter_words_equal_the_regex() -> None:
 
 def test_reordered_patterns_match_as_first_written() -> None:
     first_written = {
-        extractive._TRAILING_TAGS: re.compile(
+        sentences._TRAILING_TAGS: re.compile(
             r"(?<=\S)(?<!\b(?:of|in|at|on|to))(?<!\bfor)(?<!\bfrom)(?<!\bnear)(?<!\bthe)"
             r"(?:\s+#\w+)+\s*$",
             re.IGNORECASE,
         ),
-        extractive._HASH: re.compile(r"(?<![\w&])#(\w)"),
+        sentences._HASH: re.compile(r"(?<![\w&])#(\w)"),
         retrieve._NAME: re.compile(
             r"\b([A-Z][a-z]+(?:[-'’][A-Za-z]+)?)\s+([A-Z][a-z]+(?:[-'’][A-Za-z]+)?)"
         ),
