@@ -10,6 +10,7 @@ posts) are validated against the schemas documented for their status and media t
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,7 @@ OPENAPI_31: dict[str, Any] = {
             "properties": {
                 "schemas": {
                     "type": "object",
+                    "propertyNames": {"pattern": r"^[a-zA-Z0-9.\-_]+$"},
                     "additionalProperties": {"type": ["object", "boolean"]},
                 },
                 "securitySchemes": {
@@ -519,3 +521,54 @@ def test_check_ingest_and_watches_match_their_schemas(
     missing = http.get(f"/api/watches/{wid}")
     assert missing.status_code == 404
     _check(doc, "/api/watches/{id}", "get", 404, "application/json", missing.json())
+
+
+def _first_events(r: httpx.Response, want: set[str], guard_s: float = 60.0) -> dict[str, Any]:
+    """The data of the first event of each name in ``want`` from an open SSE answer (a guard
+    ends the wait on a stream that never sends them, since heartbeats keep it alive)."""
+    got: dict[str, Any] = {}
+    event = "message"
+    deadline = time.monotonic() + guard_s
+    for line in r.iter_lines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event in want and event not in got:
+            got[event] = orjson.loads(line[6:])
+            if set(got) == want:
+                break
+        assert time.monotonic() < deadline, f"no {want - set(got)} event on the stream"
+    return got
+
+
+def test_live_events_match_their_schemas(http: httpx.Client, doc: dict[str, Any]) -> None:
+    declared = doc["paths"]["/api/live"]["get"]["responses"]["200"]["content"]
+    events = declared["text/event-stream"]["x-sse-events"]
+    with http.stream("GET", "/api/live") as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        got = _first_events(r, {"stats", "trends"})
+    for name, data in got.items():
+        assert list(_validator(doc, events[name]).iter_errors(data)) == [], name
+    assert got["stats"]["posts"] > 4000
+
+
+def test_watch_events_match_their_schema(
+    http: httpx.Client, doc: dict[str, Any], real_data: Path
+) -> None:
+    """A watch for Gurlitt (a PHEME story RumourEval 2017 lacks) fires on its real posts."""
+    r = http.post("/api/watches", json={"kind": "matches", "query": "gurlitt"})
+    wid = r.json()["id"]
+    lines = [
+        line
+        for line in (real_data / "pheme9/source_tweets.jsonl").read_bytes().splitlines()
+        if b'"event": "gurlitt"' in line
+    ][:20]
+    assert lines
+    ingested = http.post("/api/ingest", content=b"\n".join(lines) + b"\n")
+    assert ingested.json()["ingested"] == len(lines)
+    declared = doc["paths"]["/api/watches/{id}/events"]["get"]["responses"]["200"]["content"]
+    schema = declared["text/event-stream"]["x-sse-events"]["watch"]
+    with http.stream("GET", f"/api/watches/{wid}/events", params={"last_event_id": 0}) as r:
+        event = _first_events(r, {"watch"})["watch"]
+    assert list(_validator(doc, schema).iter_errors(event)) == []
+    assert event["watch"] == wid and event["posts"]
+    http.delete(f"/api/watches/{wid}")
