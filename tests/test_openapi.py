@@ -163,6 +163,17 @@ OPENAPI_31: dict[str, Any] = {
             "properties": {
                 "description": {"type": "string"},
                 "content": {"$ref": "#/$defs/content"},
+                "links": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["operationId"],
+                        "properties": {
+                            "operationId": {"type": "string"},
+                            "parameters": {"type": "object"},
+                        },
+                    },
+                },
             },
             "patternProperties": _X,
             "additionalProperties": False,
@@ -254,6 +265,10 @@ def test_document_is_valid_openapi_3_1(doc: dict[str, Any]) -> None:
         assert _resolve(doc, pointer) is not None, pointer
     ids = [op["operationId"] for _, _, op in _operations(doc)]
     assert len(ids) == len(set(ids))
+    for _, _, op in _operations(doc):
+        for answer in op["responses"].values():
+            for link in answer.get("links", {}).values():
+                assert link["operationId"] in ids
     schemes = set(doc["components"]["securitySchemes"])
     tags = {t["name"] for t in doc["tags"]}
     for path, method, op in _operations(doc):
@@ -572,3 +587,44 @@ def test_watch_events_match_their_schema(
     assert list(_validator(doc, schema).iter_errors(event)) == []
     assert event["watch"] == wid and event["posts"]
     http.delete(f"/api/watches/{wid}")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "taken"),
+    [
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": QUESTION}]}, True),
+        ("/v1/chat/completions", {"messages": [{"role": "assistant", "content": "hi"}]}, False),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "  "}]}, False),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": QUESTION}]}]},
+            True,
+        ),
+        ("/v1/responses", {"input": QUESTION}, True),
+        ("/v1/responses", {"input": ""}, False),
+        ("/v1/responses", {"input": [{"role": "user", "content": QUESTION}]}, True),
+        ("/v1/responses", {"input": [{"type": "message", "content": QUESTION}]}, False),
+        ("/v1/responses", {"input": QUESTION, "tools": [{"type": "x_search"}]}, True),
+        ("/v1/responses", {"input": QUESTION, "tools": [{"type": "code_interpreter"}]}, False),
+        ("/api/check", {"claim": "The Ottawa gunman is dead"}, True),
+        ("/api/check", {"claim": "   "}, False),
+        ("/api/watches", {"query": "ottawa"}, True),
+        ("/api/watches", {"kind": "matches"}, False),
+        ("/api/watches", {"kind": "verdict", "claim": "The gunman is dead"}, True),
+        ("/api/watches", {"kind": "verdict", "query": "gunman"}, False),
+        ("/api/watches", {"kind": "story", "query": "ottawa", "claim": "x"}, False),
+        ("/api/watches", {"kind": "someday", "query": "ottawa"}, False),
+        ("/api/watches", {"query": "ottawa", "every": 0}, False),
+        ("/api/watches", {"query": "ottawa", "webhook": "ftp://example.com"}, False),
+    ],
+)
+def test_request_schemas_take_what_the_server_takes(
+    http: httpx.Client, doc: dict[str, Any], path: str, body: dict[str, Any], taken: bool
+) -> None:
+    """The validators' rules stated in the request schemas agree with the server's answers."""
+    schema = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    valid = not list(_validator(doc, schema).iter_errors(body))
+    r = http.post(path, json=body)
+    assert (valid, r.status_code < 400) == (taken, taken), r.text
+    if r.status_code == 201:
+        http.delete(f"/api/watches/{r.json()['id']}")

@@ -44,7 +44,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from firesift import __version__
-from firesift.api.responses_schema import TOOLS, ResponsesRequest
+from firesift.api.responses_schema import _TEXT_PARTS as TEXT_PARTS
+from firesift.api.responses_schema import TOOLS, InputItem, ResponsesRequest
 from firesift.api.schemas import ChatRequest, CheckRequest
 from firesift.api.watches import WatchRequest
 from firesift.api.wire_schemas import (
@@ -60,8 +61,18 @@ from firesift.api.wire_schemas import (
     obj,
     ref,
 )
+from firesift.watches.model import KINDS
 
-__all__ = ["OPERATIONS", "UNDOCUMENTED", "Operation", "Param", "document", "openapi_path", "routes"]
+__all__ = [
+    "OPERATIONS",
+    "UNDOCUMENTED",
+    "Operation",
+    "Param",
+    "document",
+    "openapi_path",
+    "operation_id",
+    "routes",
+]
 
 UNDOCUMENTED = {
     "/": "the web page (HTML)",
@@ -98,7 +109,8 @@ class Operation:
 
     ``ok`` is the success body's schema (JSON unless ``media``), ``events`` the SSE events
     (name -> data schema) when the operation streams; ``body`` the request body's model, or
-    ``raw_body`` a media type and schema for a non-JSON body; ``errors`` the error statuses."""
+    ``raw_body`` a media type and schema for a non-JSON body; ``errors`` the error statuses;
+    ``links`` the operations that take the ``id`` of the answer."""
 
     method: str
     path: str
@@ -114,6 +126,8 @@ class Operation:
     errors: tuple[int, ...] = ()
     public: bool = False
     description: str = ""
+    links: tuple[tuple[str, str], ...] = ()
+    """(method, path) of operations whose one path parameter is this answer's ``id``."""
 
 
 _AS_OF = Param(
@@ -168,6 +182,11 @@ OPERATIONS: tuple[Operation, ...] = (
         events=_RESPONSE_EVENTS,
         body=ResponsesRequest,
         errors=(400, 404, 410, 413, 422),
+        links=(
+            ("GET", "/v1/responses/{response_id}"),
+            ("GET", "/v1/responses/{response_id}/input_items"),
+            ("DELETE", "/v1/responses/{response_id}"),
+        ),
     ),
     Operation(
         "GET",
@@ -205,7 +224,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "rest",
         ref("SearchResults"),
         params=(
-            Param("q", "The query, e.g. 'ottawa from:CTVNews -is:retweet'.", required=True),
+            Param(
+                "q",
+                "The query, e.g. 'ottawa from:CTVNews -is:retweet'.",
+                {"type": "string", "pattern": r"\S"},
+                required=True,
+            ),
             _AS_OF,
             _LIMIT,
             Param("sort", "Ranking.", enum(Literal["relevance", "recent"])),
@@ -301,6 +325,7 @@ OPERATIONS: tuple[Operation, ...] = (
         status=201,
         body=WatchRequest,
         errors=(400, 413, 422),
+        links=(("GET", "/api/watches/{id}"), ("DELETE", "/api/watches/{id}")),
         description="The webhook secret is shown only in this answer (generated when not given).",
     ),
     Operation("GET", "/api/watches/{id}", "One watch", "watches", ref("Watch"), errors=(404,)),
@@ -372,6 +397,15 @@ def openapi_path(template: str) -> str:
     return _CONVERTER.sub(r"{\1}", template)
 
 
+def operation_id(method: str, template: str) -> str:
+    """``get_api_watches_id`` for ``GET /api/watches/{id}``."""
+    return method.lower() + re.sub(r"\W+", "_", openapi_path(template)).rstrip("_")
+
+
+def _path_params(template: str) -> list[str]:
+    return re.findall(r"\{(\w+)\}", openapi_path(template))
+
+
 def _error(status: int | str) -> Schema:
     return {
         "description": _ERRORS[status],
@@ -397,7 +431,7 @@ def _operation(op: Operation, body_refs: dict[type[BaseModel], Schema]) -> Schem
             "schema": STR,
             "description": _PATH_DOCS.get(n, _WATCH_ID),
         }
-        for n in re.findall(r"\{(\w+)\}", path)
+        for n in _path_params(path)
     ]
     params += [
         {
@@ -418,6 +452,14 @@ def _operation(op: Operation, body_refs: dict[type[BaseModel], Schema]) -> Schem
     if op.ok is not None and op.events is not None:
         ok += " (JSON; Server-Sent Events when the body says stream: true)"
     responses: Schema = {str(op.status): {"description": ok, "content": content}}
+    if op.links:
+        responses[str(op.status)]["links"] = {
+            operation_id(m, p): {
+                "operationId": operation_id(m, p),
+                "parameters": {_path_params(p)[0]: "$response.body#/id"},
+            }
+            for m, p in op.links
+        }
     statuses: list[int | str] = [*op.errors]
     if not op.public:
         statuses.append(401)
@@ -425,7 +467,7 @@ def _operation(op: Operation, body_refs: dict[type[BaseModel], Schema]) -> Schem
         responses[str(status)] = _error(status)
     responses["5XX"] = _error("5XX")
     out: Schema = {
-        "operationId": op.method.lower() + re.sub(r"\W+", "_", path).rstrip("_"),
+        "operationId": operation_id(op.method, op.path),
         "summary": op.summary,
         "tags": [op.tag],
         "responses": responses,
@@ -456,15 +498,53 @@ def _body_schemas() -> tuple[dict[type[BaseModel], Schema], dict[str, Schema]]:
         m: s for (m, _), s in mapping.items() if isinstance(m, type) and issubclass(m, BaseModel)
     }
     schemas: dict[str, Schema] = defs.get("$defs", {})
-    tools = schemas[ResponsesRequest.__name__]["properties"]["tools"]
-    tools["anyOf"][0]["items"] = {
+    _refine(schemas)
+    return refs, schemas
+
+
+_TEXT = {"type": "string", "pattern": r"\S"}
+
+
+def _user_turn(part_types: tuple[str, ...]) -> Schema:
+    """A user message with text (as a string or in a part of one of ``part_types``)."""
+    part = obj({"type": {"enum": list(part_types)}, "text": _TEXT})
+    content = {"anyOf": [_TEXT, {"type": "array", "contains": part}]}
+    return obj({"role": {"const": "user"}, "content": content})
+
+
+def _refine(schemas: dict[str, Schema]) -> None:
+    """What the models' validators check in code, stated in their schemas, so that clients
+    (and schemathesis) know which bodies the server takes: non-blank text, a user turn with
+    text, the tool registry, a watch's kind and the field its kind needs."""
+    chat = schemas[ChatRequest.__name__]["properties"]
+    chat["messages"]["contains"] = _user_turn(("text",))
+    resp = schemas[ResponsesRequest.__name__]["properties"]
+    message = {
+        "anyOf": [{"not": {"required": ["type"]}}, obj({"type": {"enum": ["message", None]}})]
+    }
+    item = {"if": message, "then": obj({"role": STR})}
+    items = {"type": "array", "items": {"allOf": [ref(InputItem.__name__), item]}}
+    resp["input"] = {"anyOf": [_TEXT, {**items, "contains": _user_turn(TEXT_PARTS)}]}
+    resp["tools"]["anyOf"][0]["items"] = {
         "oneOf": [ref(t.__name__) for t in TOOLS.values()],
         "discriminator": {
             "propertyName": "type",
             "mapping": {k: REF.format(model=t.__name__) for k, t in TOOLS.items()},
         },
     }
-    return refs, schemas
+    schemas[CheckRequest.__name__]["properties"]["claim"]["pattern"] = r"\S"
+    watch = schemas[WatchRequest.__name__]
+    props = watch["properties"]
+    props["kind"]["enum"] = list(KINDS)
+    for name in ("min_posts", "min_accounts", "every"):
+        props[name]["minimum"] = 1
+    props["webhook"]["anyOf"][0]["pattern"] = r"^https?://[^\s/]+"
+    watch["if"] = obj({"kind": {"const": "verdict"}})
+    watch["then"] = obj({"claim": _TEXT})
+    watch["else"] = obj(
+        {"query": _TEXT, "claim": {"anyOf": [{"type": "null"}, {"const": ""}]}},
+        optional=("claim",),
+    )
 
 
 @lru_cache(maxsize=1)
