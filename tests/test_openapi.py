@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 pytest_plugins = ["api_server"]
 
 QUESTION = "What happened at the war memorial in Ottawa?"
+CHAT: dict[str, Any] = {"messages": [{"role": "user", "content": QUESTION}]}
+X_SOURCE = {"type": "x", "included_x_handles": ["CTVNews"]}
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 # Paths of the app the document leaves out, on purpose (each reason is in firesift.api.openapi):
@@ -600,7 +602,27 @@ def test_watch_events_match_their_schema(
             {"messages": [{"role": "user", "content": [{"type": "text", "text": QUESTION}]}]},
             True,
         ),
+        ("/v1/chat/completions", {**CHAT, "search_domain_filter": ["cbc.ca", "-rt.com"]}, True),
+        ("/v1/chat/completions", {**CHAT, "search_domain_filter": ["not a domain"]}, False),
+        ("/v1/chat/completions", {**CHAT, "search_after_date_filter": "10/22/2014"}, True),
+        ("/v1/chat/completions", {**CHAT, "search_after_date_filter": "2014-10-22"}, False),
+        ("/v1/chat/completions", {**CHAT, "search_parameters": {"from_date": "2014-10-22"}}, True),
+        ("/v1/chat/completions", {**CHAT, "search_parameters": {"to_date": "22/10/2014"}}, False),
+        ("/v1/chat/completions", {**CHAT, "search_parameters": {"sources": [X_SOURCE]}}, True),
+        (
+            "/v1/chat/completions",
+            {
+                **CHAT,
+                "search_parameters": {"sources": [{**X_SOURCE, "included_x_handles": ["@a"]}]},
+            },
+            False,
+        ),
         ("/v1/responses", {"input": QUESTION}, True),
+        (
+            "/v1/responses",
+            {"input": [{"type": "reasoning", "role": "user", "content": "x"}]},
+            False,
+        ),
         ("/v1/responses", {"input": ""}, False),
         ("/v1/responses", {"input": [{"role": "user", "content": QUESTION}]}, True),
         ("/v1/responses", {"input": [{"type": "message", "content": QUESTION}]}, False),

@@ -46,7 +46,15 @@ from starlette.routing import Route
 from firesift import __version__
 from firesift.api.responses_schema import _TEXT_PARTS as TEXT_PARTS
 from firesift.api.responses_schema import TOOLS, InputItem, ResponsesRequest
-from firesift.api.schemas import ChatRequest, CheckRequest
+from firesift.api.schemas import (
+    _DOMAIN,
+    _MDY,
+    _YMD,
+    ChatRequest,
+    CheckRequest,
+    SearchParameters,
+    XSource,
+)
 from firesift.api.watches import WatchRequest
 from firesift.api.wire_schemas import (
     INT,
@@ -512,19 +520,37 @@ def _user_turn(part_types: tuple[str, ...]) -> Schema:
     return obj({"role": {"const": "user"}, "content": content})
 
 
+def _pattern(schema: Schema, pattern: str) -> None:
+    """Give the strings of ``schema`` (``str | None``, ``list[str] | None``) ``pattern``."""
+    target = schema["anyOf"][0] if "anyOf" in schema else schema
+    if target.get("type") == "array":
+        target = target["items"]
+    target["pattern"] = pattern
+
+
 def _refine(schemas: dict[str, Schema]) -> None:
     """What the models' validators check in code, stated in their schemas, so that clients
     (and schemathesis) know which bodies the server takes: non-blank text, a user turn with
-    text, the tool registry, a watch's kind and the field its kind needs."""
+    text, date and domain formats, handles without '@', the tool registry, a watch's kind and
+    the field its kind needs. What only code can decide (a query's syntax, an ``as_of``'s
+    grammar) stays a plain string and is answered 400/422."""
     chat = schemas[ChatRequest.__name__]["properties"]
     chat["messages"]["contains"] = _user_turn(("text",))
+    _pattern(chat["search_domain_filter"], _DOMAIN.pattern)
+    for name in ("search_after_date_filter", "search_before_date_filter"):
+        _pattern(chat[name], _MDY.pattern)
+    for name in ("from_date", "to_date"):
+        _pattern(schemas[SearchParameters.__name__]["properties"][name], _YMD.pattern)
+    for name in ("included_x_handles", "excluded_x_handles"):
+        _pattern(schemas[XSource.__name__]["properties"][name], r"^(?!@)[\s\S]*\S")
     resp = schemas[ResponsesRequest.__name__]["properties"]
     message = {
         "anyOf": [{"not": {"required": ["type"]}}, obj({"type": {"enum": ["message", None]}})]
     }
     item = {"if": message, "then": obj({"role": STR})}
     items = {"type": "array", "items": {"allOf": [ref(InputItem.__name__), item]}}
-    resp["input"] = {"anyOf": [_TEXT, {**items, "contains": _user_turn(TEXT_PARTS)}]}
+    user = {"allOf": [_user_turn(TEXT_PARTS), message]}
+    resp["input"] = {"anyOf": [_TEXT, {**items, "contains": user}]}
     resp["tools"]["anyOf"][0]["items"] = {
         "oneOf": [ref(t.__name__) for t in TOOLS.values()],
         "discriminator": {
