@@ -21,7 +21,7 @@ When a key is required (:class:`AuthPolicy`):
 - on loopback, only when ``require_key`` is set *and* at least one key exists (so turning the
   setting on cannot lock the local user out of a fresh install).
 
-The web page's static files and ``/healthz`` never need a key. A key is sent as
+The web page's static files, ``/healthz`` and ``/openapi.json`` never need a key. A key is sent as
 ``Authorization: Bearer <key>`` (what every OpenAI SDK sends); ``GET`` requests may instead
 pass ``?api_key=<key>``, because a browser's ``EventSource`` cannot set headers.
 """
