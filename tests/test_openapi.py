@@ -650,3 +650,17 @@ def test_request_schemas_take_what_the_server_takes(
     assert (valid, r.status_code < 400) == (taken, taken), r.text
     if r.status_code == 201:
         http.delete(f"/api/watches/{r.json()['id']}")
+
+
+def test_a_wrong_method_lists_every_method_the_path_allows(http: httpx.Client) -> None:
+    """GET and DELETE on one path are one route, so a 405 advertises both (a schemathesis
+    finding: as two routes, Starlette listed only the first one's methods)."""
+    for path, expected in (
+        ("/v1/responses/resp_unknown", {"GET", "DELETE"}),
+        ("/api/watches", {"GET", "POST"}),
+        ("/api/watches/1", {"GET", "DELETE"}),
+    ):
+        r = http.put(path, json={})
+        assert r.status_code == 405, (path, r.text)
+        allowed = {m.strip() for m in r.headers["allow"].split(",")}
+        assert expected <= allowed, (path, allowed)

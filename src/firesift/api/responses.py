@@ -95,6 +95,7 @@ from firesift.api.responses_schema import (
     SearchTool,
     XSearchTool,
 )
+from firesift.api.routing import route
 from firesift.api.schemas import CHAT_BODY_LIMIT, json_body, parse_instant
 from firesift.errors import FiresiftError
 
@@ -592,7 +593,6 @@ async def delete_response(request: Request) -> Response:
 
 routes = [
     Route("/v1/responses", create_response, methods=["POST"]),
-    Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
-    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+    route("/v1/responses/{response_id}", get=get_response, delete=delete_response),
     Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
 ]

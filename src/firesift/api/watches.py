@@ -26,6 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from firesift.api.errors import APIError, from_firesift
+from firesift.api.routing import route
 from firesift.api.schemas import JSON_BODY_LIMIT, json_body
 from firesift.errors import FiresiftError, TimeParseError
 from firesift.timeparse import parse_duration
@@ -153,9 +154,7 @@ async def watch_events(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/watches", list_watches, methods=["GET"]),
-    Route("/api/watches", create_watch, methods=["POST"]),
-    Route("/api/watches/{id}", get_watch, methods=["GET"]),
-    Route("/api/watches/{id}", delete_watch, methods=["DELETE"]),
+    route("/api/watches", get=list_watches, post=create_watch),
+    route("/api/watches/{id}", get=get_watch, delete=delete_watch),
     Route("/api/watches/{id}/events", watch_events, methods=["GET"]),
 ]
