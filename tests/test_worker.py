@@ -141,7 +141,7 @@ def test_question_errors_raise_in_the_caller(news_dir: Path) -> None:
 
 def test_a_service_answers_from_its_answer_workers(news_dir: Path) -> None:
     question = [Message("user", "What is happening?")]
-    shooting = datetime(2014, 10, 22, 15, tzinfo=UTC)
+    shooting = datetime(2014, 10, 22, 16, tzinfo=UTC)
     with Database(news_dir) as local:
         expected = AnswerEngine(local).answer(question, as_of=shooting)
         # the stories of the trend state change this answer (so the test sees that path)
