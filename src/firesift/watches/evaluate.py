@@ -352,9 +352,8 @@ class Evaluator:
             if text.isascii() and extra.isascii():
                 # The fast path (most posts): one C pass folds case and turns every non-word
                 # byte into a space, so split() gives exactly the \w+ tokens, lowercased.
-                btoks = text.encode().translate(fold).split()
-                if extra:
-                    btoks += extra.encode().translate(fold).split()
+                ttoks = text.encode().translate(fold).split()
+                btoks = ttoks + extra.encode().translate(fold).split() if extra else ttoks
                 if bkeys.isdisjoint(btoks):
                     if not always:
                         continue
@@ -369,7 +368,7 @@ class Evaluator:
                     ]
                     # Plain words only: the text's tokens decide, no matcher call.
                     if extra:
-                        tokset = set(text.encode().translate(fold).split())
+                        tokset = set(ttoks)
                     sure = {
                         lw
                         for lw in found
