@@ -57,25 +57,35 @@ MIGRATIONS: list[Migration] = [("initial schema", _m1_initial)]
 """Version ``n`` is ``MIGRATIONS[n - 1]``. Append only; never edit a released migration."""
 
 
-def migrate(db: sqlite3.Connection, file: Path, migrations: Sequence[Migration]) -> int:
-    """Bring ``db`` to the latest of ``migrations`` in one transaction; returns the version."""
+def migrate(
+    db: sqlite3.Connection,
+    file: Path,
+    migrations: Sequence[Migration],
+    *,
+    table: str = "schema_migrations",
+    what: str = "schema",
+) -> int:
+    """Bring ``db`` to the latest of ``migrations`` in one transaction; returns the version.
+    ``table`` records the applied versions, so independent sets of tables sharing one file
+    (the watches in the store's file) keep their own history; ``what`` names the set in the
+    error for a file newer than this firesift."""
     db.execute("BEGIN IMMEDIATE")
     try:
         db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+            f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY,"
             " name TEXT NOT NULL, applied_ms INTEGER NOT NULL)"
         )
-        current = db.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        current = db.execute(f"SELECT coalesce(max(version), 0) FROM {table}")
         version: int = current.fetchone()[0]
         if version > len(migrations):
             raise StoreError(
-                f"{file} has schema version {version}, newer than this firesift knows "
+                f"{file} has {what} version {version}, newer than this firesift knows "
                 f"({len(migrations)}): upgrade firesift or use another data directory"
             )
         for number, (name, step) in enumerate(migrations[version:], start=version + 1):
             step(db)
             now_ms = time.time_ns() // 1_000_000
-            db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (number, name, now_ms))
+            db.execute(f"INSERT INTO {table} VALUES (?, ?, ?)", (number, name, now_ms))
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

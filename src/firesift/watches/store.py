@@ -24,7 +24,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +34,7 @@ import orjson
 from firesift.errors import NotFound, StoreError
 from firesift.post import from_ms
 from firesift.store import Store
+from firesift.store.schema import Migration, migrate
 from firesift.watches.model import Watch, WatchEvent
 
 __all__ = ["MIGRATIONS", "Delivery", "NewEvent", "WatchStore"]
@@ -59,7 +60,6 @@ def _m1_watches(db: sqlite3.Connection) -> None:
         db.execute(sql)
 
 
-Migration = tuple[str, Callable[[sqlite3.Connection], None]]
 MIGRATIONS: list[Migration] = [("watches, events, deliveries", _m1_watches)]
 """Version ``n`` is ``MIGRATIONS[n - 1]``. Append only; never edit a released migration."""
 
@@ -92,29 +92,6 @@ class Delivery:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _migrate(db: sqlite3.Connection, file: object) -> int:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS watch_migrations (version INTEGER PRIMARY KEY,"
-            " name TEXT NOT NULL, applied_ms INTEGER NOT NULL)"
-        )
-        (version,) = db.execute("SELECT coalesce(max(version), 0) FROM watch_migrations").fetchone()
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"{file} has watch schema version {version}, newer than this firesift knows "
-                f"({len(MIGRATIONS)}): upgrade firesift"
-            )
-        for number, (name, step) in enumerate(MIGRATIONS[version:], start=version + 1):
-            step(db)
-            db.execute("INSERT INTO watch_migrations VALUES (?, ?, ?)", (number, name, _now_ms()))
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return len(MIGRATIONS)
 
 
 def event_body(eid: int, new: NewEvent) -> bytes:
@@ -167,7 +144,7 @@ class WatchStore:
                 self.file, timeout=10.0, isolation_level=None, check_same_thread=False
             )
             self._db.execute("PRAGMA synchronous = NORMAL")
-            _migrate(self._db, self.file)
+            migrate(self._db, self.file, MIGRATIONS, table="watch_migrations", what="watch schema")
         except sqlite3.Error as e:
             raise StoreError(f"store {self.file}: watch tables: {e}") from e
 
