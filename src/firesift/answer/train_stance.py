@@ -102,6 +102,16 @@ class Metrics:
     per_class_f1: dict[str, float]
     confusion: tuple[tuple[int, ...], ...]
 
+    def to_dict(self, digits: int = 4) -> dict[str, Any]:
+        """The figures rounded to ``digits``, the confusion matrix as lists (JSON-ready)."""
+        return {
+            "n": self.n,
+            "accuracy": round(self.accuracy, digits),
+            "macro_f1": round(self.macro_f1, digits),
+            "per_class_f1": {k: round(v, digits) for k, v in self.per_class_f1.items()},
+            "confusion": [list(row) for row in self.confusion],
+        }
+
 
 @dataclass(frozen=True)
 class TrainReport:

@@ -255,16 +255,6 @@ def paired_bootstrap(
     }
 
 
-def _scores(m: Metrics) -> dict[str, Any]:
-    return {
-        "n": m.n,
-        "accuracy": round(m.accuracy, 4),
-        "macro_f1": round(m.macro_f1, 4),
-        "per_class_f1": {k: round(v, 4) for k, v in m.per_class_f1.items()},
-        "confusion": [list(row) for row in m.confusion],
-    }
-
-
 def _latency_ms(
     encoder: Encoder, shipped: StanceModel, replies: Sequence[Example]
 ) -> dict[str, float]:
@@ -339,7 +329,7 @@ def evaluate(
         variants[name] = {
             "columns": len(columns),
             "hyperparameters": {"l2": chosen.l2, "class_weight_alpha": chosen.alpha},
-            **_scores(m),
+            **m.to_dict(),
             "macro_f1_gain": round(m.macro_f1 - shipped_m.macro_f1, 4),
             "accuracy_gain": round(m.accuracy - shipped_m.accuracy, 4),
             "bootstrap_gain": paired_bootstrap(g, base, mine),
@@ -354,7 +344,7 @@ def evaluate(
         "n_train": len(train),
         "n_dev_choice": len(dev),
         "train_counts": dict(Counter(e.label for e in train)),
-        "shipped": _scores(shipped_m),
+        "shipped": shipped_m.to_dict(),
         **{k: v for k, v in variants[headline].items() if k != "search"},
         "variants": variants,
         "embedded_texts": cached.encoded,

@@ -36,7 +36,7 @@ import orjson
 from firesift.answer.check import CueStance, StancePredictor
 from firesift.answer.stance import LABELS, StanceModel
 from firesift.answer.thread import stance_by, thread
-from firesift.answer.train_stance import Metrics, metrics
+from firesift.answer.train_stance import metrics
 from firesift.database import Database
 from firesift.errors import NotFound
 from firesift.evaluation.answers_eval import ingest
@@ -83,14 +83,7 @@ def gold_replies(
 
 def _scores(gold: list[str], pred: list[str]) -> dict[str, Any]:
     index = {label: i for i, label in enumerate(LABELS)}
-    m: Metrics = metrics([index[g] for g in gold], [index[p] for p in pred])
-    return {
-        "n": m.n,
-        "accuracy": round(m.accuracy, 4),
-        "macro_f1": round(m.macro_f1, 4),
-        "per_class_f1": {k: round(v, 4) for k, v in m.per_class_f1.items()},
-        "confusion": [list(row) for row in m.confusion],
-    }
+    return metrics([index[g] for g in gold], [index[p] for p in pred]).to_dict()
 
 
 def run(
