@@ -192,6 +192,19 @@ def evaluate(db: Database, questions: Sequence[dict[str, Any]]) -> dict[str, Any
     }
 
 
+@contextmanager
+def corpus_db(source: Path | None) -> Iterator[tuple[Database, int | None]]:
+    """The database an evaluation reads, and how many posts were ingested into it: the data
+    directory ``source`` opened as it is (``None`` ingested), or a temporary database holding
+    the corpus file ``source`` (default: the shipped demo corpus)."""
+    if source is not None and Path(source).is_dir():
+        with Database(Path(source)) as db:
+            yield db, None
+        return
+    with tempfile.TemporaryDirectory(prefix="firesift-eval-") as tmp, Database(Path(tmp)) as db:
+        yield db, ingest(db, source).ingested
+
+
 def run(source: Path | None = None, *, questions: Path | None = None) -> dict[str, Any]:
     """Evaluate answers. ``source`` is a corpus file to ingest into a temporary database
     (default: the shipped demo corpus) or the data directory of an existing database."""
@@ -201,17 +214,11 @@ def run(source: Path | None = None, *, questions: Path | None = None) -> dict[st
         "answers_eval",
         "composer": "extractive",
     }
-    if source is not None and Path(source).is_dir():
-        with Database(Path(source)) as db:
-            return {**method, "source": str(source), **evaluate(db, items)}
-    with tempfile.TemporaryDirectory(prefix="firesift-eval-") as tmp, Database(Path(tmp)) as db:
-        summary = ingest(db, source)
-        return {
-            **method,
-            "source": str(source or "demo corpus"),
-            "ingested": summary.ingested,
-            **evaluate(db, items),
-        }
+    with corpus_db(source) as (db, ingested):
+        where: dict[str, Any] = {"source": str(source or "demo corpus")}
+        if ingested is not None:
+            where["ingested"] = ingested
+        return {**method, **where, **evaluate(db, items)}
 
 
 def bench_answer(

@@ -26,7 +26,6 @@ its cosines barely separate paraphrases from other posts of the same event).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -39,7 +38,7 @@ from firesift.answer.model import Message
 from firesift.answer.understand import content_words
 from firesift.database import Database
 from firesift.evaluation import answers_eval
-from firesift.evaluation.answers_eval import ingest
+from firesift.evaluation.answers_eval import corpus_db
 
 __all__ = ["evaluate", "load_questions", "points_baseline", "run"]
 
@@ -170,9 +169,5 @@ def run(source: Path | None = None, *, questions: Path | None = None) -> dict[st
     items = load_questions(questions)
     method = {"method": "hand-checked claims on the bundled news data; firesift.evaluation."
               "claims_eval"}  # fmt: skip
-    if source is not None and Path(source).is_dir():
-        with Database(Path(source)) as db:
-            return {**method, **evaluate(db, items)}
-    with tempfile.TemporaryDirectory(prefix="firesift-eval-") as tmp, Database(Path(tmp)) as db:
-        ingest(db, source)
+    with corpus_db(source) as (db, _):
         return {**method, **evaluate(db, items)}

@@ -13,7 +13,6 @@ the figure is not picked on the questions it is reported on. The encoder's time 
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 from firesift.answer.retrieve import retrieve, trend_report
 from firesift.answer.understand import understand
 from firesift.database import Database
-from firesift.evaluation.answers_eval import _as_of, _messages, ingest, load_questions
+from firesift.evaluation.answers_eval import _as_of, _messages, corpus_db, load_questions
 from firesift.post import to_ms
 
 __all__ = ["CANDIDATES", "WEIGHTS", "evaluate", "run"]
@@ -91,9 +90,5 @@ def run(source: Path | None = None) -> dict[str, Any]:
     directory ``source``, and evaluate the re-ranking."""
     items = load_questions()
     method = {"method": "firesift.evaluation.rerank_eval", "model": "all-MiniLM-L6-v2"}
-    if source is not None and Path(source).is_dir():
-        with Database(Path(source)) as db:
-            return {**method, **evaluate(db, items)}
-    with tempfile.TemporaryDirectory(prefix="firesift-eval-") as tmp, Database(Path(tmp)) as db:
-        ingest(db, source)
+    with corpus_db(source) as (db, _):
         return {**method, **evaluate(db, items)}
