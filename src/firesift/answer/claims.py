@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from firesift.answer.accounts import kind_counts
 from firesift.answer.evidence import EvidenceItem, EvidencePool
@@ -238,21 +238,6 @@ class Claim:
     @property
     def score(self) -> float:
         return max(i.score for i in self.items)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "claim": self.sentence,
-            "posts": [i.key for i in self.items],
-            "accounts": self.accounts,
-            "independent_accounts": self.independent,
-            "kinds": self.kinds,
-            "first_seen": self.first_seen.isoformat(),
-            "slot": (
-                {"kind": self.slot.kind, "subject": self.slot.subject, "value": self.slot.value}
-                if self.slot
-                else None
-            ),
-        }
 
 
 @dataclass(frozen=True, slots=True)

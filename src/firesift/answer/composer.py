@@ -150,7 +150,7 @@ class ComposeContext:
     pending: Callable[[ComposeContext], None] | None = None
     """The preparation still to run on this context (see :meth:`settle`), or ``None``."""
 
-    _claims: Claims | None = None
+    _claims: Claims | None = field(default=None, init=False, repr=False)
 
     def claims(self) -> Claims:
         """The pool's hits grouped into claims, with conflicts (computed once)."""
