@@ -133,7 +133,7 @@ class AnswerEngine:
         self._stance = stance
         self._stance_note: str | None = None
         self._lock = threading.Lock()
-        self.claims_encoder = _encoder_name(claims_encoder)
+        self._claims_encoder = None if claims_encoder is None else _encoder_name(claims_encoder)
         self._encode: Encode | None = None
         self._encode_note: str | None = None
 
@@ -154,6 +154,15 @@ class AnswerEngine:
         except NotFound:
             valid = ", ".join(self.composer_names())
             raise NotFound(f"unknown composer {name!r}; available: {valid}") from None
+
+    @property
+    def claims_encoder(self) -> str:
+        """The encoder claims are grouped with (``""``: none). Unless the constructor named
+        one, the ``claims_encoder`` setting, read on first use: engines that never answer
+        (claim checks, evaluations) never read the configuration for it."""
+        if self._claims_encoder is None:
+            self._claims_encoder = _encoder_name(None)
+        return self._claims_encoder
 
     def encoder(self) -> tuple[Encode | None, str | None]:
         """The sentence encoder claims are grouped with (``None``: words and slots only) and,

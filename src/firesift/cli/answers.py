@@ -29,15 +29,16 @@ def _engine(db: Database, settings: Settings, llm_model: str | None) -> tuple[An
     """The engine, and the composer to use: ``llm`` when ``--llm`` was given."""
     from firesift.answer.engine import AnswerEngine
 
+    encoder = settings.claims_encoder
     if llm_model is None:
-        return AnswerEngine(db), "extractive"
+        return AnswerEngine(db, claims_encoder=encoder), "extractive"
     from firesift import llm
     from firesift.answer.llm_composer import LLMComposer
 
     if llm_model:
         settings = replace(settings, llm_model=llm_model)
     composers: dict[str, Any] = {"llm": LLMComposer(llm.from_settings(settings))}
-    return AnswerEngine(db, composers=composers), "llm"
+    return AnswerEngine(db, composers=composers, claims_encoder=encoder), "llm"
 
 
 def _console() -> Any:
