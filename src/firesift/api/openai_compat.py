@@ -47,7 +47,7 @@ import anyio
 import anyio.to_thread
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from firesift.answer.model import (
@@ -61,6 +61,7 @@ from firesift.answer.model import (
     Message,
 )
 from firesift.api.errors import APIError, error_body, from_firesift
+from firesift.api.routing import sse_response
 from firesift.api.schemas import CHAT_BODY_LIMIT, ChatRequest, json_body, parse_instant
 from firesift.errors import FiresiftError
 
@@ -435,11 +436,7 @@ async def chat_completions(request: Request) -> Response:
         first = await anyio.to_thread.run_sync(next, it, END, limiter=limiter)
     except FiresiftError as e:
         raise from_firesift(e, param="messages") from e
-    return StreamingResponse(
-        _stream(call, it, first, request),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse_response(_stream(call, it, first, request))
 
 
 def run_to_end(events: Iterator[AnswerEvent]) -> Answer:

@@ -69,7 +69,7 @@ import anyio
 import anyio.to_thread
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from firesift.answer.model import Answer, AnswerDelta, AnswerDone, AnswerEvent, Citation
@@ -95,7 +95,7 @@ from firesift.api.responses_schema import (
     SearchTool,
     XSearchTool,
 )
-from firesift.api.routing import route
+from firesift.api.routing import route, sse_response
 from firesift.api.schemas import CHAT_BODY_LIMIT, json_body, parse_instant
 from firesift.errors import FiresiftError
 
@@ -436,11 +436,7 @@ async def create_response(request: Request) -> Response:
         first = await anyio.to_thread.run_sync(next, it, END, limiter=limiter)
     except FiresiftError as e:
         raise from_firesift(e, param="input") from e
-    return StreamingResponse(
-        _stream(call, it, first, request),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse_response(_stream(call, it, first, request))
 
 
 async def _stream(

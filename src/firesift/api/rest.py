@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from firesift.answer.thread import thread
 from firesift.api.errors import APIError, from_firesift
+from firesift.api.routing import sse_response
 from firesift.api.schemas import (
     INGEST_BODY_LIMIT,
     JSON_BODY_LIMIT,
@@ -213,11 +214,7 @@ async def api_live(request: Request) -> Response:
         if data is not None:
             first.append(data)
     heartbeat = float(request.app.state.heartbeat_s)
-    return StreamingResponse(
-        service.live.stream(client, first=first, heartbeat_s=heartbeat),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse_response(service.live.stream(client, first=first, heartbeat_s=heartbeat))
 
 
 async def api_stats(request: Request) -> Response:

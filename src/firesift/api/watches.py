@@ -22,11 +22,11 @@ import anyio.to_thread
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from firesift.api.errors import APIError, from_firesift
-from firesift.api.routing import route
+from firesift.api.routing import route, sse_response
 from firesift.api.schemas import JSON_BODY_LIMIT, json_body
 from firesift.errors import FiresiftError, TimeParseError
 from firesift.timeparse import parse_duration
@@ -146,11 +146,7 @@ async def watch_events(request: Request) -> Response:
         finally:
             watching.unsubscribe(flag)
 
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse_response(stream())
 
 
 routes = [
