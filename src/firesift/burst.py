@@ -30,7 +30,7 @@ posts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -128,18 +128,6 @@ def query_words(query: Query) -> list[str]:
     return list(out)
 
 
-def _split(key: str) -> tuple[str, str]:
-    source, _, pid = key.partition(":")
-    return source, pid
-
-
-def _hydrate(db: Database, keys: Iterable[str]) -> dict[str, Post]:
-    """The stored posts of ``source:id`` keys, by key, in the order asked (deleted posts are
-    missing)."""
-    found = db.store.get_many(_split(k) for k in keys)
-    return {f"{source}:{pid}": post for (source, pid), post in found.items()}
-
-
 def burst_at(
     db: Database,
     query: Query,
@@ -160,14 +148,14 @@ def burst_at(
     )
     if len(window) < p.accounts:
         # fewer window posts than a word needs accounts: nothing bursts, whatever came before
-        return Burst({}, window, _hydrate(db, (h.key for h in window)), stop)
+        return Burst({}, window, db.store.get_keyed(h.key for h in window), stop)
     before = db.index.search(
         Query(query.expr, query.since_ms, until),
         as_of_ms=as_of_ms,
         limit=p.posts,
         sort="recent",
     )
-    posts = _hydrate(db, dict.fromkeys(h.key for h in (*window, *before)))
+    posts = db.store.get_keyed(dict.fromkeys(h.key for h in (*window, *before)))
     terms = {key: burst_terms(post.text, stems, stop) for key, post in posts.items()}
     docs = [
         BurstDoc(to_ms(post.created_at), post.author.id or post.author.handle, terms[key])

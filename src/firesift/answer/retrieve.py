@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import islice
@@ -576,13 +576,6 @@ def retrieve(
     return pool
 
 
-def _hydrate(db: Database, keys: Iterable[str]) -> dict[str, Post]:
-    """The stored posts of ``source:id`` keys, by key, in the order asked (deleted posts are
-    missing)."""
-    found = db.store.get_many(split_key(k) for k in keys)
-    return {f"{source}:{pid}": post for (source, pid), post in found.items()}
-
-
 def _diversified(
     result: Ranked,
     cands: dict[str, _Cand],
@@ -657,7 +650,7 @@ def _ranked(
         )
         for h in first:
             cands[h.key] = _Cand.of(h)
-    posts = _hydrate(db, cands)
+    posts = db.store.get_keyed(cands)
     if terms and params.feedback_terms and cands:
         best = sorted(cands.values(), key=lambda c: -c.bm25)[: params.feedback_docs]
         fb_posts = [(posts[c.key], c.bm25) for c in best if c.key in posts]
@@ -670,12 +663,12 @@ def _ranked(
                 if c is None:
                     c = cands[h.key] = _Cand.of(h)
                 c.feedback = relative
-            posts.update(_hydrate(db, new))
+            posts.update(db.store.get_keyed(new))
     stories = _related_stories(report, terms) if u.intent == "happening" else []
     if stories:
         story_of = {k: s.id for s in reversed(stories) for k in s.top_posts[: params.story_posts]}
         missing = [k for k in story_of if k not in cands]
-        posts.update(_hydrate(db, missing))
+        posts.update(db.store.get_keyed(missing))
         for key, sid in story_of.items():
             p = posts.get(key)
             if p is None:

@@ -240,6 +240,12 @@ class Store:
         None if unknown or deleted."""
         return self.get_many([(source, id)]).get((source, id))
 
+    def get_keyed(self, keys: Iterable[str]) -> dict[str, Post]:
+        """Like :meth:`get_many` for ``source:id`` keys (:attr:`Post.key`), keyed as asked."""
+        pairs = {k: (k.partition(":")[0], k.partition(":")[2]) for k in keys}
+        found = self.get_many(pairs.values())
+        return {k: found[pair] for k, pair in pairs.items() if pair in found}
+
     def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Post]:
         """The posts of ``keys`` that exist, keyed as asked (aliases followed)."""
         wanted = list(dict.fromkeys(keys))
