@@ -84,16 +84,18 @@ def _open_corpus(path: Path | None) -> Iterator[BinaryIO]:
             yield fh
 
 
-def ingest(db: Database, corpus: Path | None = None) -> IngestSummary:
-    """Ingest ``corpus`` (default: the shipped demo corpus) into ``db``."""
+def ingest(db: Database, corpus: Path | None = None, *more: Path) -> IngestSummary:
+    """Ingest ``corpus`` (default: the shipped demo corpus), then the files ``more``, into
+    ``db`` through one pipeline; a malformed line is counted as skipped, with its place."""
     summary = IngestSummary()
     pipeline = db.pipeline()
-    with _open_corpus(corpus) as fh:
-        for item in read(fh, name=str(corpus or "demo corpus")):
-            if isinstance(item, Problem):
-                summary.skip(item.where, item.reason)
-            else:
-                pipeline.feed(item.events, summary)
+    for path in (corpus, *more):
+        with _open_corpus(path) as fh:
+            for item in read(fh, name=str(path or "demo corpus")):
+                if isinstance(item, Problem):
+                    summary.skip(item.where, item.reason)
+                else:
+                    pipeline.feed(item.events, summary)
     pipeline.flush(summary)
     return summary
 

@@ -65,7 +65,7 @@ from firesift.answer.model import VerdictLabel
 from firesift.answer.train_stance import metrics
 from firesift.database import Database
 from firesift.errors import NotFound, ParseError
-from firesift.formats import Problem, read
+from firesift.evaluation import answers_eval
 from firesift.pipeline import IngestSummary
 
 __all__ = [
@@ -183,19 +183,9 @@ def load_rumoureval(data: Path) -> dict[str, list[Item]]:
 
 def ingest(db: Database, data: Path) -> IngestSummary:
     """The stream: RumourEval 2017 posts (with replies) and PHEME 9 source tweets."""
-    summary = IngestSummary()
-    pipeline = db.pipeline()
-    for name in ("rumoureval2017/posts.jsonl", "pheme9/source_tweets.jsonl"):
-        path = data / name
-        if not path.is_file():
-            raise NotFound(f"no such data file: {path}")
-        for entry in read(path):
-            if isinstance(entry, Problem):
-                summary.skip(entry.where, entry.reason)
-            else:
-                pipeline.feed(entry.events, summary)
-    pipeline.flush(summary)
-    return summary
+    return answers_eval.ingest(
+        db, data / "rumoureval2017" / "posts.jsonl", data / "pheme9" / "source_tweets.jsonl"
+    )
 
 
 def check_items(
