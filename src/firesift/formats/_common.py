@@ -17,6 +17,7 @@ from typing import Any
 from firesift.errors import ParseError
 
 __all__ = [
+    "MAX_COUNT",
     "UNDETERMINED_LANGS",
     "as_dict",
     "as_list",
@@ -41,6 +42,11 @@ SNOWFLAKE_EPOCH_MS = 1288834974657
 
 SNOWFLAKE_MIN = 1 << 32
 """Below this an X id predates snowflakes (and decodes to a meaningless 2010 instant)."""
+
+MAX_COUNT = (1 << 63) - 1
+"""Largest count (likes, followers, ...) a payload may carry: SQLite's largest INTEGER. Counts
+outside ``0..MAX_COUNT`` are taken as absent, since a larger one would fail the store's write
+of a whole batch."""
 
 UNDETERMINED_LANGS = frozenset({"und", "zxx", "qam", "qct", "qht", "qme", "qst"})
 """X's codes for "no language" (media only, hashtags only, ...): stored as ``lang=None``."""
@@ -72,14 +78,16 @@ def parse_time(value: Any, *, what: str = "created_at") -> datetime:
         if value[:4].isdigit():
             try:
                 dt = datetime.fromisoformat(value)
+                if dt.tzinfo is None:
+                    return dt.replace(tzinfo=UTC)
+                return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
             except ValueError:
                 raise ParseError(f"{what} is not a valid ISO 8601 time: {value!r}") from None
-            if dt.tzinfo is None:
-                return dt.replace(tzinfo=UTC)
-            return dt if dt.tzinfo is UTC else dt.astimezone(UTC)
+            except OverflowError:  # 9999-12-31T23:59:59-01:00 is past datetime.max in UTC
+                raise ParseError(f"{what} is out of range: {value!r}") from None
         return _twitter_time(value, what)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return from_epoch(value)
+        return from_epoch(value, what=what)
     raise ParseError(f"{what} must be a time string, got {type(value).__name__}")
 
 
@@ -92,18 +100,25 @@ def _twitter_time(value: str, what: str) -> datetime:
         delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])) * sign
         tz = timezone(delta) if delta else UTC
         dt = datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mm), int(ss), tzinfo=tz)
+        return dt.astimezone(UTC) if delta else dt
     except (ValueError, KeyError, IndexError):
         raise ParseError(f"{what} is not a recognised time: {value!r}") from None
-    return dt.astimezone(UTC) if delta else dt
+    except OverflowError:
+        raise ParseError(f"{what} is out of range: {value!r}") from None
 
 
-def from_epoch(value: float) -> datetime:
-    """Epoch seconds, or milliseconds/microseconds when the number is too large for seconds."""
+def from_epoch(value: float, *, what: str = "time") -> datetime:
+    """Epoch seconds, or milliseconds/microseconds when the number is too large for seconds.
+    Raises :class:`ParseError` for a number outside the years 1-9999."""
+    seconds = value
     if value > 1e14:
-        value /= 1_000_000
+        seconds = value / 1_000_000
     elif value > 1e11:
-        value /= 1000
-    return datetime.fromtimestamp(value, tz=UTC)
+        seconds = value / 1000
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ParseError(f"{what} is out of range: {value!r}") from None
 
 
 def snowflake_time(post_id: str) -> datetime | None:
@@ -114,7 +129,10 @@ def snowflake_time(post_id: str) -> datetime | None:
         return None
     if n < SNOWFLAKE_MIN:
         return None
-    return datetime.fromtimestamp(((n >> 22) + SNOWFLAKE_EPOCH_MS) / 1000, tz=UTC)
+    try:
+        return datetime.fromtimestamp(((n >> 22) + SNOWFLAKE_EPOCH_MS) / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):  # an id too large to be a real snowflake
+        return None
 
 
 def x_url(handle: str, post_id: str) -> str:
@@ -171,10 +189,11 @@ def optional_str(value: Any) -> str | None:
 
 
 def optional_int(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
+    """A count given as an integer or a string of digits; None when absent or out of range."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
         return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
     return None
 
 
@@ -216,6 +235,6 @@ def metric(counts: Mapping[str, Any], *keys: str) -> int:
     """The first integer count present under one of ``keys`` (0 when none is)."""
     for key in keys:
         value = counts.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT:
             return value
     return 0

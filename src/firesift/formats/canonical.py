@@ -35,6 +35,7 @@ from typing import Any
 
 from firesift.errors import ParseError
 from firesift.formats._common import (
+    MAX_COUNT,
     as_list,
     as_str,
     dedupe,
@@ -151,7 +152,9 @@ def _author(obj: dict[str, Any]) -> Author:
             handle,
             name,
             bool(get("verified")),
-            followers if type(followers) is int else optional_int(followers),
+            followers
+            if type(followers) is int and 0 <= followers <= MAX_COUNT
+            else optional_int(followers),
         )
     if isinstance(a, str):
         handle = a.lstrip("@")
@@ -180,15 +183,19 @@ def _metrics(obj: dict[str, Any]) -> Metrics:
         views = get("views")
         if views is None and "views" not in counts:
             views = get("impression_count")
-        if type(likes) is not int:
+        if type(likes) is not int or not 0 <= likes <= MAX_COUNT:
             likes = metric(counts, "likes", "like_count", "favorite_count")
         return Metrics(
             likes,
             reposts
-            if type(reposts) is int
+            if type(reposts) is int and 0 <= reposts <= MAX_COUNT
             else metric(counts, "reposts", "retweet_count", "repost_count"),
-            replies if type(replies) is int else metric(counts, "replies", "reply_count"),
-            quotes if type(quotes) is int else metric(counts, "quotes", "quote_count"),
+            replies
+            if type(replies) is int and 0 <= replies <= MAX_COUNT
+            else metric(counts, "replies", "reply_count"),
+            quotes
+            if type(quotes) is int and 0 <= quotes <= MAX_COUNT
+            else metric(counts, "quotes", "quote_count"),
             None if views is None else optional_int(views),
         )
     return Metrics(

@@ -79,7 +79,10 @@ class Jetstream:
 def _time(obj: dict[str, Any]) -> datetime | None:
     time_us = obj.get("time_us")
     if isinstance(time_us, int | float) and not isinstance(time_us, bool):
-        return from_epoch(time_us)
+        try:
+            return from_epoch(time_us)
+        except ParseError:  # out of range: as good as missing
+            return None
     return None
 
 
