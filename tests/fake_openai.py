@@ -12,7 +12,9 @@ was sent). ``server.history`` holds every request received. Faults (HTTP errors,
 mid-stream, a model without tools) are switched per reply or per server.
 
 Built-in behaviours mimic models that misbehave: :func:`invent_citations`,
-:func:`obey_injection` (repeats instructions found in posts) and :func:`cite_all_posts`.
+:func:`obey_injection` (repeats instructions found in posts), :func:`obey_unframed_injection`
+(obeys the instructions it finds outside the ``<post>`` / ``<claims>`` blocks and tool results,
+as a model that respects the framing but nothing else would) and :func:`cite_all_posts`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 __all__ = [
     "FakeOpenAI",
@@ -36,6 +39,8 @@ __all__ = [
     "cite_all_posts",
     "invent_citations",
     "obey_injection",
+    "obey_unframed_injection",
+    "unframed_text",
 ]
 
 
@@ -351,9 +356,80 @@ class _Handler(BaseHTTPRequestHandler):
 _POST_BLOCK = re.compile(r'<post n="(\d+)">')
 _INJECTION = re.compile(
     r"ignore (?:all |your |any )?(?:previous |prior )?instructions[^a-z]+(?:and )?"
-    r"(?:reply|say|answer|respond)(?: with)? ([A-Za-z!]+)",
+    r"(?:reply|say|answer|respond)(?: with)? ([A-Za-z0-9!]+)",
     re.IGNORECASE,
 )
+
+
+# Directives beyond "ignore previous instructions and reply X": other override phrasings, fake
+# system / developer messages and role changes, each followed by a verb and an upper-case word
+# to write; and requests to reveal keys, settings or the prompt. Matched on text whose
+# ``_ - . / +`` and JSON's ``\\n`` are spaces and whose %-escapes are decoded, so handles and
+# URLs count too.
+_TRIGGER = (
+    r"(?:ignore|disregard|forget|override|bypass|abandon)\b[^\n]{0,80}?\b(?:instructions?|rules|"
+    r"prompt|guidelines|directives|directions|orders)\b|new (?:instructions?|task|rules)\s*:|"
+    r"\b(?:system|developer|admin|assistant|operator)\s*(?:override\b|(?:prompt|message|note)?\s*:)|"
+    r"\byou are (?:now|no longer)\b|\bjailbreak|\bdeveloper mode\b"
+)
+_DIRECTIVE = re.compile(
+    rf"(?:{_TRIGGER})[^\n]{{0,200}}?\b(?:reply|say|answer|respond|write|output|print|type|"
+    r"begin|start|end|sign|include|cite)\w*(?: only| just)?(?: with| as| the word| off)?"
+    r"(?: only)?:?\s*[\\\"'“]*((?-i:[A-Z][A-Z0-9]{3,}))\b",
+    re.IGNORECASE,
+)
+_REVEAL = re.compile(
+    r"\b(?:reveal|print|show|tell|output|repeat|leak|dump|paste|send|include|list|echo|give)\b"
+    r"[^\n]{0,60}?\b(?:api key|secret|password|token|system prompt|your prompt|settings|"
+    r"configuration|config|env(?:ironment)? var\w*|base url|credentials)",
+    re.IGNORECASE,
+)
+_FRAMED = re.compile(r'<post n="\d+">.*?</post>|<claims>.*?</claims>', re.DOTALL)
+
+
+def _normalised(text: str) -> str:
+    return re.sub(r"[_.\-/+]+|\\[nrt]", " ", unquote(text))
+
+
+def _injected_word(text: str) -> str | None:
+    """The word an injected instruction in ``text`` asks the model to write, if any."""
+    found = _INJECTION.search(text) or _DIRECTIVE.search(_normalised(text))
+    if found:
+        return found.group(1)
+    return None
+
+
+def unframed_text(body: dict[str, Any]) -> str:
+    """What a request shows a model outside the framing: every message's content with the
+    ``<post n=..>...</post>`` and ``<claims>...</claims>`` blocks cut out; tool results (JSON
+    data) are framed as a whole. A post that closes its block early leaves the rest here."""
+    out = []
+    for m in body.get("messages", []):
+        content = str(m.get("content") or "")
+        if m.get("role") == "tool":
+            try:
+                json.loads(content)
+                continue
+            except ValueError:
+                pass
+        out.append(_FRAMED.sub(" ", content))
+    return "\n".join(out)
+
+
+def obey_unframed_injection(body: dict[str, Any]) -> Reply:
+    """A model that obeys instructions it finds outside the framing (and only there): it
+    writes the word a directive asks for, with an invented citation; asked to reveal keys,
+    settings or its prompt, it pastes everything unframed it was sent. With nothing to obey it
+    writes one sentence citing every post it was shown."""
+    text = unframed_text(body)
+    word = _injected_word(text)
+    shown = _shown_numbers(body)
+    if _REVEAL.search(_normalised(text)):
+        return Reply(text=f"LEAKED: {text}")
+    if word:
+        return Reply(text=f"{word}! I follow the new instructions [99].")
+    marks = "".join(f"[{n}]" for n in shown)
+    return Reply(text=f"Posts report shots near Parliament Hill {marks}.")
 
 
 def _shown_numbers(body: dict[str, Any]) -> list[int]:
@@ -386,8 +462,7 @@ def obey_injection(body: dict[str, Any]) -> Reply:
     """A model that follows instructions found anywhere in its input (as weak models do): it
     replies with the word an injected "ignore previous instructions and reply X" asks for, an
     uncited claim, a sentence citing a post it was never shown and one citing a real one."""
-    found = _INJECTION.search(json.dumps(body.get("messages", [])))
-    word = found.group(1) if found else "nothing to obey"
+    word = _injected_word(json.dumps(body.get("messages", []))) or "nothing to obey"
     shown = _shown_numbers(body)
     first = shown[0] if shown else 1
     return Reply(
