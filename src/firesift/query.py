@@ -48,6 +48,7 @@ from firesift.errors import QueryError
 from firesift.textnorm import handle_key, tag_key, url_host
 
 __all__ = [
+    "MAX_DEPTH",
     "OPERATORS",
     "And",
     "Field",
@@ -300,10 +301,16 @@ def _min(metric: Metric) -> _Build:
             raise ctx.fail(
                 f"{ctx.name}: needs a whole number such as {ctx.name}:100, got {value!r}"
             )
-        return MinCount(metric, int(value))
+        n = int(value) if len(value) <= 19 else _MAX_COUNT + 1  # int() refuses 4,300+ digits
+        if n > _MAX_COUNT:
+            raise ctx.fail(f"{ctx.name}: the number is larger than any count ({_MAX_COUNT})")
+        return MinCount(metric, n)
 
     return build
 
+
+_MAX_COUNT = (1 << 63) - 1
+"""The largest count a post can have (the store's largest integer)."""
 
 _FILTERS: dict[str, FlagKind] = {
     "links": "links",
@@ -345,6 +352,10 @@ def _parse_time(value: str, ctx: _Ctx) -> int:
         )
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
+    try:  # 9999-12-31T23:59:59-01:00 is past the last instant a datetime holds in UTC
+        dt = dt.astimezone(UTC)
+    except OverflowError:
+        raise ctx.fail(f"{ctx.name}: {value!r} is out of range") from None
     delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
     return delta // _MS
 
@@ -355,11 +366,12 @@ _MS = datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=UTC) - datetime(1970, 1, 1, tzi
 
 def _format_time(ms: int) -> str:
     dt = datetime(1970, 1, 1, tzinfo=UTC) + ms * _MS
+    day = dt.date().isoformat()  # not strftime's %Y, which drops the zeros of year 0001
     if ms % 86_400_000 == 0:
-        return dt.strftime("%Y-%m-%d")
+        return day
     if ms % 1000 == 0:
-        return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+        return f"{day}T{dt:%H:%M:%S}Z"
+    return f"{day}T{dt:%H:%M:%S}.{ms % 1000:03d}Z"
 
 
 def _ops(*ops: Operator) -> Mapping[str, Operator]:
@@ -444,6 +456,10 @@ def _push_content(toks: list[_Tok], tok: _Tok) -> None:
 
 # --- parser ------------------------------------------------------------------------------------
 
+MAX_DEPTH = 64
+"""Deepest parenthesis nesting accepted: the parser, ``str()`` and the index's compiler recurse
+once per level, so ``((((...`` a hundred thousand deep must be an error, not a RecursionError."""
+
 
 class _Parser:
     def __init__(self, q: str) -> None:
@@ -454,6 +470,7 @@ class _Parser:
         self.since: int | None = None
         self.until: int | None = None
         self.bound_pos = 0
+        self.depth = 0
 
     def fail(self, message: str, position: int) -> QueryError:
         return QueryError(message, query=self.q, position=position)
@@ -551,10 +568,14 @@ class _Parser:
     def atom(self) -> _Item:
         tok = self.take()
         if tok.kind == _LPAREN:
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.fail(f"parentheses nested more than {MAX_DEPTH} deep", tok.pos)
             items = self.sequence(depth=1)
             if self.tok.kind != _RPAREN:
                 raise self.fail("unbalanced parenthesis: this '(' is never closed", tok.pos)
             self.take()
+            self.depth -= 1
             node = self.conjoin(items)
             if node is None:
                 raise self.fail("empty parentheses", tok.pos)
@@ -623,7 +644,8 @@ def parse(text: str) -> Query:
     """Parse X-style query ``text`` into a :class:`Query`.
 
     Raises :class:`~firesift.errors.QueryError` (with ``position``) when the query is empty,
-    has an unterminated quote, unbalanced parentheses, an ``OR`` missing a side, an unknown
-    operator, a bad operator value, or no positive term at all.
+    has an unterminated quote, unbalanced parentheses or ones nested deeper than
+    :data:`MAX_DEPTH`, an ``OR`` missing a side, an unknown operator, a bad operator value
+    (a count beyond any post's, a time outside the years 1-9999), or no positive term at all.
     """
     return _Parser(text).run()
