@@ -6,10 +6,16 @@ from collections.abc import Generator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from firesift.recorded import DATA
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Property-based tests run the same examples on every machine and every run (no example
+# database), so a CI failure reproduces locally; tests set their own max_examples.
+settings.register_profile("firesift", derandomize=True, database=None, deadline=None)
+settings.load_profile("firesift")
 
 
 @pytest.fixture(scope="session")
