@@ -19,9 +19,9 @@ from firesift.index import TantivyIndex
 from firesift.pipeline import Pipeline, Sink
 from firesift.post import to_ms
 from firesift.store import Change, Store, StoreStats
-from firesift.trends import TrendConfig, TrendReport, TrendTracker
 
 if TYPE_CHECKING:
+    from firesift.trends import TrendConfig, TrendReport, TrendTracker
     from firesift.worker import ReadWorker
 
 __all__ = ["Database", "DatabaseStats", "LiveTrends"]
@@ -55,6 +55,8 @@ class LiveTrends:
     instant older than the live state retains is answered by replaying the store up to it."""
 
     def __init__(self, store: Store, config: TrendConfig | None = None) -> None:
+        from firesift.trends import TrendConfig, TrendTracker  # numpy: only when trends are used
+
         self.store = store
         self.config = config or TrendConfig()
         self._lock = threading.Lock()
@@ -88,6 +90,8 @@ class LiveTrends:
         assert as_of_ms is not None
         minute = as_of_ms // 60_000
         if self._replayed is None or self._replayed[0] != minute:
+            from firesift.trends import TrendTracker
+
             posts = self.store.iter_posts(
                 since_ms=as_of_ms - self.config.replay_ms, until_ms=as_of_ms
             )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from firesift import __version__
 from firesift.cli import answers, data, live, serving, watches
-from firesift.cli._common import err, out
+from firesift.cli._common import err, lazy_choices, out
 from firesift.errors import FiresiftError
 
 __all__ = ["main"]
@@ -55,9 +55,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _bench_names() -> list[str]:
     from firesift.bench import BENCHES
 
+    return [*BENCHES, "all"]
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="firesift",
         description="Answer engine for the live social stream: ingest, search, trends, answers.",
@@ -78,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(add)
 
     p = add("bench", cmd_bench, "Benchmarks on synthetic posts shaped like the real corpus.")
-    p.add_argument("what", choices=[*BENCHES, "all"])
+    lazy_choices(p.add_argument("what"), _bench_names)
     p.add_argument("target", nargs="?", help="for source: jetstream or nats (default: both)")
     p.add_argument("--posts", type=int, default=None, help="how many synthetic posts")
     p.add_argument("--workdir", type=Path, default=None, help="where to build (default: temp)")

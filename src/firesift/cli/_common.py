@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import orjson
 
@@ -18,6 +18,36 @@ if TYPE_CHECKING:
 
 Command = Callable[[argparse.Namespace], int]
 Add = Callable[[str, Command, str], argparse.ArgumentParser]
+
+
+class LazyChoices(Sequence[str]):
+    """An argument's ``choices`` listed by importing their module only when argparse checks a
+    value or prints help, so building the parser (every command pays for it) stays cheap."""
+
+    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
+        self._load = load
+        self._items: tuple[str, ...] | None = None
+
+    def _all(self) -> tuple[str, ...]:
+        if self._items is None:
+            self._items = tuple(self._load())
+        return self._items
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[str]: ...
+    def __getitem__(self, i: int | slice) -> str | Sequence[str]:
+        return self._all()[i]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def lazy_choices(action: argparse.Action, load: Callable[[], Iterable[str]]) -> None:
+    """Give ``action`` choices from ``load`` (set after ``add_argument``, which would otherwise
+    list them at once to check the metavar)."""
+    action.choices = LazyChoices(load)
 
 
 def db_opt(p: argparse.ArgumentParser) -> None:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 from firesift.cli._common import (
     Add,
     as_of_opt,
     db_opt,
     err,
+    lazy_choices,
     now,
     open_db,
     out,
@@ -74,6 +76,22 @@ def _ingest_one(name: str, fmt: str, pipeline: Any, summary: Any) -> None:
         run(fh, name, path.stat().st_size)
 
 
+_CONTROL = dict.fromkeys([*range(32), *range(127, 160)], " ")
+
+
+def _safe(text: str) -> str:
+    """``text`` without control characters (an escape sequence in a post must not drive the
+    terminal)."""
+    return text.translate(_CONTROL)
+
+
+def _styles(stream: TextIO) -> tuple[str, str, str]:
+    """Bold, dim and reset escapes for a terminal (none with ``NO_COLOR`` or when piped)."""
+    if os.environ.get("NO_COLOR") or not stream.isatty():
+        return "", "", ""
+    return "\x1b[1m", "\x1b[2m", "\x1b[0m"
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from firesift.search import search
 
@@ -86,22 +104,24 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         out(resp.to_dict())
         return 0
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console(highlight=False, soft_wrap=True)
     if not resp.results:
         err(f"no posts match {args.query!r} as of {resp.as_of.isoformat()}")
         return 0
+    # Plain writes, not rich: this is the command people time, and rich costs more to import
+    # than the search takes. Post text is hostile: control characters never reach the terminal.
+    bold, dim, reset = _styles(sys.stdout)
+    lines = []
     for i, r in enumerate(resp.results, 1):
         p = r.post
         when = p.created_at.strftime("%Y-%m-%d %H:%M")
         m = p.metrics
-        console.print(
-            f"[bold]{i:>2}. @{escape(p.author.handle)}[/bold] [dim]{when} · "
-            f"♥{m.likes} ⟲{m.reposts} · {escape(p.url)}[/dim]"
+        lines.append(
+            f"{bold}{i:>2}. @{_safe(p.author.handle)}{reset} {dim}{when} · "
+            f"♥{m.likes} ⟲{m.reposts} · {_safe(p.url)}{reset}\n"
+            f"    {_safe(p.text.replace(chr(10), ' '))}\n"
         )
-        console.print("    " + escape(p.text.replace("\n", " ")))
+    sys.stdout.write("".join(lines))
+    sys.stdout.flush()
     if resp.collapsed:
         err(f"({resp.collapsed} reposts and near-duplicates folded into the posts above)")
     return 0
@@ -177,16 +197,20 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(add: Add) -> None:
+def _format_names() -> list[str]:
     from firesift.formats import FORMATS
 
+    return ["auto", *FORMATS]
+
+
+def register(add: Add) -> None:
     p = add("ingest", cmd_ingest, "Ingest posts from files or stdin ('-') into the database.")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument(
-        "--format",
-        default="auto",
-        choices=["auto", *FORMATS],
-        help="payload format (default: detect per line)",
+    lazy_choices(
+        p.add_argument(
+            "--format", default="auto", help="payload format (default: detect per line)"
+        ),
+        _format_names,
     )
     db_opt(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from firesift.cli._common import Add, db_opt, err, out, settings_of
+from firesift.cli._common import Add, db_opt, err, lazy_choices, out, settings_of
 
 EXAMPLES = """examples:
   firesift watch add '#ottawashooting' --min-accounts 3 --window 10m
@@ -75,9 +75,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(add: Add) -> None:
+def _kinds() -> tuple[str, ...]:
     from firesift.watches.model import KINDS
 
+    return KINDS
+
+
+def register(add: Add) -> None:
     p = add("watch", cmd_watch, "Watches: standing questions that alert (add, list, rm).")
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = EXAMPLES
@@ -91,7 +95,7 @@ def register(add: Add) -> None:
     a.add_argument(
         "query", nargs="?", help="X-style query (a verdict watch: default the claim's words)"
     )
-    a.add_argument("--kind", default="matches", choices=KINDS)
+    lazy_choices(a.add_argument("--kind", default="matches"), _kinds)
     a.add_argument("--claim", help="the claim a verdict watch checks")
     a.add_argument("--name", help="a label for the watch")
     a.add_argument("--min-posts", type=int, default=1, help="matches: posts per window (default 1)")

@@ -14,17 +14,34 @@ in milliseconds; its state is derived data, rebuilt after a restart by replaying
 
 from __future__ import annotations
 
-from firesift.trends.model import (
-    Story,
-    StoryStatus,
-    Trend,
-    TrendKind,
-    TrendReport,
-    render_table,
-    sparkline,
+from typing import TYPE_CHECKING
+
+from firesift import _lazy
+
+if TYPE_CHECKING:
+    from firesift.trends.model import (
+        Story,
+        StoryStatus,
+        Trend,
+        TrendKind,
+        TrendReport,
+        render_table,
+        sparkline,
+    )
+    from firesift.trends.terms import STOPWORDS, clean_text, extract, term_kind
+    from firesift.trends.tracker import TrendConfig, TrendTracker
+
+__getattr__ = _lazy.exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            ("Story", "StoryStatus", "Trend", "TrendKind", "TrendReport", "render_table"), "model"
+        ),
+        "sparkline": "model",
+        **dict.fromkeys(("STOPWORDS", "clean_text", "extract", "term_kind"), "terms"),
+        **dict.fromkeys(("TrendConfig", "TrendTracker"), "tracker"),
+    },
 )
-from firesift.trends.terms import STOPWORDS, clean_text, extract, term_kind
-from firesift.trends.tracker import TrendConfig, TrendTracker
 
 __all__ = [
     "STOPWORDS",

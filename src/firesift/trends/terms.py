@@ -29,10 +29,12 @@ or stopwords are treated as the near-duplicates they usually are (copy-paste cam
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from firesift.post import Post
-from firesift.trends.model import TrendKind
+
+if TYPE_CHECKING:
+    from firesift.trends.model import TrendKind
 
 __all__ = [
     "STOPWORDS",

@@ -15,10 +15,25 @@
 
 from __future__ import annotations
 
-from firesift.watches.deliver import SIGNATURE_HEADER, Deliverer, sign, verify
-from firesift.watches.evaluate import Evaluator, anchors
-from firesift.watches.model import KINDS, Watch, WatchEvent, new_watch
-from firesift.watches.store import WatchStore
+from typing import TYPE_CHECKING
+
+from firesift import _lazy
+
+if TYPE_CHECKING:
+    from firesift.watches.deliver import SIGNATURE_HEADER, Deliverer, sign, verify
+    from firesift.watches.evaluate import Evaluator, anchors
+    from firesift.watches.model import KINDS, Watch, WatchEvent, new_watch
+    from firesift.watches.store import WatchStore
+
+__getattr__ = _lazy.exports(
+    __name__,
+    {
+        **dict.fromkeys(("SIGNATURE_HEADER", "Deliverer", "sign", "verify"), "deliver"),
+        **dict.fromkeys(("Evaluator", "anchors"), "evaluate"),
+        **dict.fromkeys(("KINDS", "Watch", "WatchEvent", "new_watch"), "model"),
+        "WatchStore": "store",
+    },
+)
 
 __all__ = [
     "KINDS",

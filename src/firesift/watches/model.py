@@ -24,7 +24,7 @@ from typing import Any, Literal, get_args
 
 from firesift.errors import ConfigError
 from firesift.query import parse
-from firesift.trends import STOPWORDS
+from firesift.trends.terms import STOPWORDS
 
 __all__ = [
     "KINDS",
