@@ -118,7 +118,7 @@ async def test_non_loopback_needs_a_key_openai_client(service: Service, tmp_path
 
 
 @pytest.mark.anyio
-async def test_remote_client_on_loopback_bind_and_query_key(
+async def test_remote_client_on_loopback_bind_and_no_query_key(
     service: Service, tmp_path: Path
 ) -> None:
     keys = KeyStore(tmp_path)
@@ -130,7 +130,8 @@ async def test_remote_client_on_loopback_bind_and_query_key(
         assert (await c.get("/api/stats")).status_code == 200
     async with httpx.AsyncClient(transport=remote, base_url="http://t") as c:
         assert (await c.get("/api/stats")).status_code == 401
-        assert (await c.get("/api/stats", params={"api_key": secret})).status_code == 200
+        in_url = await c.get("/api/stats", params={"api_key": secret})
+        assert in_url.status_code == 401 and in_url.json()["error"]["code"] == "api_key_in_url"
         r = await c.get("/api/stats", headers={"Authorization": f"Bearer {secret}"})
         assert r.status_code == 200
 

@@ -72,6 +72,14 @@ class Settings:
     )
     host: str = _setting("127.0.0.1", "Address the API server listens on.")
     port: int = _setting(8000, "Port the API server listens on.")
+    rate_limit: int = _setting(
+        0,
+        "Requests a minute the API server allows each API key (each client address where no"
+        " key is needed); over it, 429 with retry-after. 0: no limit.",
+    )
+    rate_limit_burst: int = _setting(
+        0, "Requests a key may send at once before rate_limit applies (0: rate_limit)."
+    )
     llm_base_url: str = _setting("", "OpenAI-compatible endpoint for the llm composer.")
     llm_api_key: str = _setting("", "API key for the LLM endpoint.", secret=True)
     llm_model: str = _setting("", "Model name to ask the LLM endpoint for.")

@@ -1,7 +1,8 @@
 """The ASGI application, assembled from routers and middleware around one :class:`Service`.
 
 Layers, outermost first: metrics timing (every request, errors included), OpenAI-shaped
-errors (:class:`~firesift.api.errors.ErrorMiddleware`), API-key checks, then the routes:
+errors (:class:`~firesift.api.errors.ErrorMiddleware`), API-key checks and per-key rate limits
+(:class:`AuthMiddleware`, :mod:`firesift.api.ratelimit`), then the routes:
 ``/v1`` (OpenAI-compatible), ``/api`` (REST + SSE), ``/mcp`` (MCP over streamable HTTP,
 :mod:`firesift.mcp_server`; its session manager runs in the app's lifespan), ``/healthz``,
 ``/metrics``, ``/openapi.json`` (the API described, :mod:`firesift.api.openapi`; public, like
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 import anyio
 import orjson
@@ -25,12 +27,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from firesift.api import openai_compat, openapi, responses, rest
+from firesift.api.accesslog import URL_KEY_PARAMS
 from firesift.api.auth import AuthPolicy, KeyStore
 from firesift.api.errors import APIError, ErrorMiddleware, error_response, http_exception_handler
 from firesift.api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from firesift.api.ratelimit import RateLimiter
 from firesift.mcp_server import McpHttp
 
 if TYPE_CHECKING:
@@ -56,24 +60,41 @@ class _WebFiles(StaticFiles):
 
 
 class AuthMiddleware:
-    """Refuses API requests without a valid key when :class:`AuthPolicy` requires one."""
+    """Refuses API requests without a valid key when :class:`AuthPolicy` requires one, any
+    request carrying a key in its URL (URLs end up in access logs, proxies and browser history),
+    and requests over the key's (or, without a key, the client address's) rate limit."""
 
-    def __init__(self, app: ASGIApp, policy: AuthPolicy) -> None:
+    def __init__(
+        self, app: ASGIApp, policy: AuthPolicy, limiter: RateLimiter | None = None
+    ) -> None:
         self.app = app
         self.policy = policy
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._public(scope["path"]):
             await self.app(scope, receive, send)
             return
+        if _key_in_url(scope.get("query_string") or b""):
+            err = APIError(
+                401,
+                "API keys are not accepted in the URL (query strings are logged);"
+                " send the key as 'Authorization: Bearer <key>'",
+                code="api_key_in_url",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await error_response(err)(scope, receive, send)
+            return
         client = scope.get("client")
-        if not self.policy.required(client[0] if client else None):
-            await self.app(scope, receive, send)
+        client_host = client[0] if client else None
+        if not self.policy.required(client_host):
+            await self._limited(f"addr:{client_host}", scope, receive, send)
             return
         secret = self._secret(scope)
         keys = self.policy.keys
-        if secret is not None and (await anyio.to_thread.run_sync(keys.check, secret)) is not None:
-            await self.app(scope, receive, send)
+        key = None if secret is None else await anyio.to_thread.run_sync(keys.check, secret)
+        if key is not None:
+            await self._limited(f"key:{key.id}", scope, receive, send)
             return
         if not await anyio.to_thread.run_sync(keys.exist):
             hint = "no key exists yet: create one with `firesift keys create`"
@@ -89,6 +110,31 @@ class AuthMiddleware:
         )
         await error_response(err)(scope, receive, send)
 
+    async def _limited(self, bucket: str, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.limiter is None:
+            await self.app(scope, receive, send)
+            return
+        decision = self.limiter.check(bucket)
+        headers = decision.headers()
+        if not decision.allowed:
+            err = APIError(
+                429,
+                f"rate limit reached: {decision.limit} requests a minute"
+                f" (burst {self.limiter.burst}); retry after {headers['retry-after']} s",
+                code="rate_limit_exceeded",
+                headers=headers,
+            )
+            await error_response(err)(scope, receive, send)
+            return
+        extra = [(k.encode(), v.encode()) for k, v in headers.items()]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
     @staticmethod
     def _public(path: str) -> bool:
         return path == "/" or path.startswith(_PUBLIC)
@@ -100,12 +146,15 @@ class AuthMiddleware:
                 scheme, _, token = bytes(value).decode("latin-1").partition(" ")
                 if scheme.lower() == "bearer" and token.strip():
                     return token.strip()
-        if scope.get("method") == "GET":
-            request = Request(scope)
-            key = request.query_params.get("api_key")
-            if key:
-                return str(key)
         return None
+
+
+def _key_in_url(query_string: bytes) -> bool:
+    """True if the query string carries a non-empty ``api_key`` or ``key`` parameter."""
+    if not query_string:
+        return False
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=False)
+    return any(name.lower() in URL_KEY_PARAMS for name, _ in pairs)
 
 
 async def healthz(request: Request) -> Response:
@@ -133,13 +182,20 @@ def create_app(
     web_dir: Path | None = None,
     engine_threads: int = 64,
     heartbeat_s: float = 15.0,
+    rate_limit: int = 0,
+    rate_limit_burst: int = 0,
+    sse_stall_s: float = 30.0,
 ) -> Starlette:
     """The app serving ``service`` (which the caller starts and stops). ``host`` is the address
     the server listens on: anything but loopback makes API keys mandatory (see
-    :mod:`firesift.api.auth`); ``keys`` defaults to the database directory's key file."""
+    :mod:`firesift.api.auth`); ``keys`` defaults to the database directory's key file.
+    ``rate_limit`` (requests a minute per key, 0: none) and ``rate_limit_burst`` are
+    :mod:`firesift.api.ratelimit`'s; an event stream whose client has not taken a write for
+    ``sse_stall_s`` seconds is dropped (:func:`firesift.api.routing.sse_response`)."""
     web = web_dir or WEB_DIR
     metrics = Metrics(service)
     policy = AuthPolicy(keys or KeyStore(service.db.path), bind_host=host, require_key=require_key)
+    limiter = RateLimiter(rate_limit, rate_limit_burst) if rate_limit > 0 else None
     mcp = McpHttp(service, host=host)
     routes = [
         mcp.route,
@@ -157,7 +213,7 @@ def create_app(
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(ErrorMiddleware),
-            Middleware(AuthMiddleware, policy=policy),
+            Middleware(AuthMiddleware, policy=policy, limiter=limiter),
         ],
         exception_handlers={HTTPException: http_exception_handler},
         lifespan=mcp.lifespan,
@@ -167,5 +223,6 @@ def create_app(
     app.state.auth = policy
     app.state.web_dir = web
     app.state.heartbeat_s = heartbeat_s
+    app.state.sse_stall_s = sse_stall_s
     app.state.engine_limiter = anyio.CapacityLimiter(engine_threads)
     return app

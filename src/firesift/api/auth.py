@@ -22,8 +22,10 @@ When a key is required (:class:`AuthPolicy`):
   setting on cannot lock the local user out of a fresh install).
 
 The web page's static files, ``/healthz`` and ``/openapi.json`` never need a key. A key is sent as
-``Authorization: Bearer <key>`` (what every OpenAI SDK sends); ``GET`` requests may instead
-pass ``?api_key=<key>``, because a browser's ``EventSource`` cannot set headers.
+``Authorization: Bearer <key>`` (what every OpenAI SDK sends) and only so: a key in the URL
+(``?api_key=``, ``?key=``) is refused with a 401 saying so, on every request, because URLs end
+up in access logs, proxies and browser history (:mod:`firesift.api.accesslog` also redacts them
+from the server's own log). Each key has a request budget (:mod:`firesift.api.ratelimit`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 The listening socket is bound here, before uvicorn starts, so ``--port 0`` works (the OS picks
 a free port) and the actual address is known and announced on stderr as one line,
 ``firesift: serving on http://HOST:PORT``, which scripts and tests wait for. Uvicorn's access
-log is off (a log line per request costs more than many requests); errors are still logged.
+log is off (a log line per request costs more than many requests) unless ``--log-level`` is
+``info`` or lower, and then key-like query values are redacted (:mod:`firesift.api.accesslog`);
+errors are always logged. Listening beyond loopback with no API key created is refused before
+anything starts: such a server would answer every request with a 401.
 Shutdown (SIGINT/SIGTERM) gives open streams a few seconds, then the service finishes its queued
 writes, makes them searchable and closes the database.
 """
@@ -22,9 +25,11 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
+from firesift.api import accesslog
 from firesift.api.app import create_app
 from firesift.api.auth import KeyStore, is_loopback
 from firesift.config import Settings, load
+from firesift.errors import ConfigError
 from firesift.service import Service
 from firesift.sources import Source
 
@@ -82,10 +87,13 @@ def _url(sock: socket.socket) -> str:
 
 
 def _config(app: Starlette, log_level: str) -> uvicorn.Config:
+    access_log = log_level.lower() in ("info", "debug", "trace")
+    if access_log:
+        accesslog.install()
     return uvicorn.Config(
         app,
         log_level=log_level,
-        access_log=False,
+        access_log=access_log,
         lifespan="on",  # runs the /mcp session manager (firesift.mcp_server.McpHttp)
         timeout_graceful_shutdown=3,
         server_header=False,
@@ -104,9 +112,15 @@ def serve(
     """Serve ``settings.db`` on ``settings.host:settings.port`` until interrupted, then stop
     the service. ``service`` is one the caller built over that database (the demo's, with its
     replay clock); by default one is opened from ``settings``, running ``sources`` (the live
-    product: ingest and serve in one process)."""
-    sock = bind(settings.host, settings.port)
+    product: ingest and serve in one process). Raises :class:`~firesift.errors.ConfigError`
+    when ``settings.host`` is not loopback and no API key exists."""
     keys = KeyStore(settings.db)
+    if not is_loopback(settings.host) and not keys.exist():
+        raise ConfigError(
+            f"refusing to listen on {settings.host} without API keys:"
+            " create one with `firesift keys create`"
+        )
+    sock = bind(settings.host, settings.port)
     try:
         service = service or open_service(settings, sources=sources)
     except BaseException:
@@ -114,7 +128,14 @@ def serve(
         raise
     try:
         service.start()
-        app = create_app(service, keys=keys, host=settings.host, require_key=require_key)
+        app = create_app(
+            service,
+            keys=keys,
+            host=settings.host,
+            require_key=require_key,
+            rate_limit=settings.rate_limit,
+            rate_limit_burst=settings.rate_limit_burst,
+        )
         server = uvicorn.Server(_config(app, log_level))
         url = _url(sock)
         (announce or _announce)(url)

@@ -24,7 +24,8 @@ def _serve_opts(p: argparse.ArgumentParser, port_default: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from firesift.api.server import serve
 
-    settings = load({"db": args.db, "host": args.host, "port": args.port})
+    flags = {"db": args.db, "host": args.host, "port": args.port, "rate_limit": args.rate_limit}
+    settings = load(flags)
     sources = configured_sources(args.source, settings)
     serve(settings, sources=sources, require_key=args.require_key, log_level=args.log_level)
     return 0
@@ -142,7 +143,17 @@ def register(add: Add) -> None:
         action="store_true",
         help="require an API key even on loopback once keys exist",
     )
-    p.add_argument("--log-level", default="warning")
+    p.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        help="requests a minute per API key, 429 beyond (setting rate_limit; 0: no limit)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="warning",
+        help="uvicorn's log level; info adds an access log (key-like query values redacted)",
+    )
 
     p = add("demo", cmd_demo, "The live demo: replay the bundled real stream and serve the page.")
     p.add_argument("--speed", type=float, default=60.0, help="stream seconds per wall second")
