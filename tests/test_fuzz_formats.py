@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import io
+import itertools
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import orjson
 import pytest
@@ -28,7 +29,9 @@ from hypothesis import strategies as st
 
 from firesift.cli import main
 from firesift.database import Database
+from firesift.errors import ParseError
 from firesift.formats import Messages, Parsed, Problem, detect, names, read
+from firesift.formats.mastodon import parse_stream_event
 from firesift.formats.reader import MAX_LINE_BYTES
 from firesift.post import Author, Delete, Event, Identity, Metrics, MetricsUpdate, Post
 from firesift.recorded import DATA
@@ -382,6 +385,8 @@ def test_hostile_lines_give_only_parsed_items_and_problems(lines: list[bytes], f
     messages = Messages(fmt)
     for i, line in enumerate(lines, 1):
         check_items(messages.parse(line, f"ws:{i}"), "ws", len(lines))
+        text = line.decode("utf-8", "surrogateescape")  # a text frame, lone surrogates and all
+        check_items(messages.parse(text, f"ws:{i}"), "ws", len(lines))
 
 
 @fuzz(100)
@@ -391,6 +396,25 @@ def test_hostile_lines_give_only_parsed_items_and_problems(lines: list[bytes], f
 def test_random_bytes_give_only_parsed_items_and_problems(data: bytes, fmt: str) -> None:
     items = list(read(io.BytesIO(data), fmt=fmt, name="bytes"))
     check_items(items, "bytes", data.count(b"\n") + 1)
+
+
+@fuzz(100)
+@given(
+    st.sampled_from(["update", "status.update", "delete", "notification", " update\n"]),
+    hostile_line("mastodon"),
+)
+@example("update", b'"' + b"[" * 2000 + b'"')
+@example("delete", b"")
+def test_mastodon_sse_events_raise_only_parse_errors(event: str, data: bytes) -> None:
+    """Mastodon's SSE path (``event:`` name, ``data:`` text) bypasses the reader: it may raise
+    ParseError for a bad payload and nothing else."""
+    try:
+        events = parse_stream_event(event, data.decode("utf-8", "replace"))
+    except ParseError as exc:
+        assert exc.reason
+        return
+    for e in events:
+        check_event(e)
 
 
 @st.composite
@@ -424,17 +448,40 @@ _ENTRY = st.one_of(
 )
 
 
+class Trickle:
+    """A pipe that hands out a few bytes per read (``sizes`` in turn), as a live stream does, so
+    lines arrive split across reads."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self._data = data
+        self._pos = 0
+        self._sizes = itertools.cycle(sizes)
+        self._least = len(data) // 2000  # keeps an over-long line from taking a million reads
+
+    def read1(self, n: int = -1) -> bytes:
+        size = max(next(self._sizes), self._least)
+        chunk = self._data[self._pos : self._pos + (min(size, n) if n > 0 else size)]
+        self._pos += len(chunk)
+        return chunk
+
+    read = read1
+
+
+_CHUNKS = st.none() | st.lists(st.sampled_from([1, 2, 3, 7, 64, 4096, 1 << 16]), max_size=4)
+
+
 @fuzz(120)
-@given(st.lists(_ENTRY, min_size=1, max_size=12), st.booleans())
-@example([("bad", b'{"id": "1", "text": "x", '), ("good", 0)], False)
-@example([("bad", b"["), ("good", 1), ("bad", b"{")], False)
-@example([("good", 2), ("bad", b'{"id":"1","text":"caf\xe9"}'), ("good", 3)], True)
+@given(st.lists(_ENTRY, min_size=1, max_size=12), st.booleans(), _CHUNKS)
+@example([("bad", b'{"id": "1", "text": "x", '), ("good", 0)], False, None)
+@example([("bad", b"["), ("good", 1), ("bad", b"{")], False, [1])
+@example([("good", 2), ("bad", b'{"id":"1","text":"caf\xe9"}'), ("good", 3)], True, [3, 7])
 def test_a_good_line_is_never_lost_around_bad_ones(
-    entries: list[tuple[str, Any]], crlf: bool
+    entries: list[tuple[str, Any]], crlf: bool, chunks: list[int] | None
 ) -> None:
-    """Real lines interleaved with garbage: every real line's events come out, at its line
-    number and in order; every bad line gives exactly one Problem naming its line; a mutated
-    object gives exactly one item; blank lines give nothing."""
+    """Real lines interleaved with garbage, from a file or trickling from a pipe: every real
+    line's events come out, at its line number and in order; every bad line gives exactly one
+    Problem naming its line; a mutated object gives exactly one item; blank lines give
+    nothing."""
     pool = good_lines()
     lines: list[bytes] = []
     expected: dict[int, tuple[str, list[Event] | None]] = {}
@@ -446,7 +493,9 @@ def test_a_good_line_is_never_lost_around_bad_ones(
             line, events = value, None
             expected[n] = (kind, None)
         lines.append(line + b"\r" if crlf and kind != "blank" else line)
-    items = list(read(io.BytesIO(b"\n".join(lines) + b"\n"), name="mixed.jsonl"))
+    data = b"\n".join(lines) + b"\n"
+    stream = io.BytesIO(data) if not chunks else cast(BinaryIO, Trickle(data, chunks))
+    items = list(read(stream, name="mixed.jsonl"))
     check_items(items, "mixed.jsonl", len(lines))
     by_line: dict[int, list[Parsed | Problem]] = {}
     for item in items:
