@@ -19,8 +19,8 @@ Design decisions:
   statuses it answers with, plus ``401`` where a key may be needed and ``5XX``.
 - **Server-Sent Events** are ``text/event-stream`` answers. OpenAPI 3.1 cannot type an event
   stream, so the extension ``x-sse-events`` maps each event name to its ``data`` schema.
-- **Security**: ``Authorization: Bearer <key>`` (every OpenAI SDK sends it) and, on ``GET``,
-  ``?api_key=`` (a browser's ``EventSource`` cannot set headers). Whether a key is needed
+- **Security**: ``Authorization: Bearer <key>`` (every OpenAI SDK sends it), the only way a
+  key is accepted (a key in the query string is refused: URLs are logged). Whether a key is needed
   follows :class:`~firesift.api.auth.AuthPolicy` (always beyond loopback); the document states
   the requirement as a deployed server enforces it.
 - **The document itself is public** (like ``/healthz``): it holds no data, and the tools that
@@ -390,7 +390,7 @@ OPERATIONS: tuple[Operation, ...] = (
 _CONVERTER = re.compile(r"\{(\w+)(?::\w+)?\}")
 _ERRORS = {
     400: "Malformed request (bad JSON, query syntax, a broken tool rule)",
-    401: "An API key is required (error.code missing_api_key or invalid_api_key)",
+    401: "An API key is required (error.code missing_api_key, invalid_api_key or api_key_in_url)",
     404: "Not found (a route, a model, a stored object)",
     410: "Gone: search_parameters (Live Search) is retired on this endpoint",
     413: "Request body too large",
@@ -614,15 +614,9 @@ def document() -> Schema:
                     "scheme": "bearer",
                     "description": "An API key from `firesift keys create`.",
                 },
-                "api_key": {
-                    "type": "apiKey",
-                    "in": "query",
-                    "name": "api_key",
-                    "description": "The key in the query string, GET only (EventSource).",
-                },
             },
         },
-        "security": [{"bearer": []}, {"api_key": []}],
+        "security": [{"bearer": []}],
     }
 
 
