@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import ConsoleMessage, Dialog, Page, expect
+from playwright.sync_api import ConsoleMessage, Dialog, Page, Route, expect
 
 from test_web import (
     STREAMING,
@@ -57,10 +57,12 @@ UNSAFE = (
     "#card img, #card script, #card iframe, #card object, #card embed, #card style"
 )
 
-WIDE = """w => [...document.querySelectorAll("body *")]
-  .filter(e => e.getBoundingClientRect().right > w + 1 && ![...e.children].some(
-    c => c.getBoundingClientRect().right > w + 1))
-  .slice(0, 5).map(e => `${e.tagName.toLowerCase()}.${e.className} ${e.textContent.length}ch`)"""
+WIDE = """w => {
+  const wide = e => e.getBoundingClientRect().right > w + 1 || e.scrollWidth > w + 1;
+  return [...document.querySelectorAll("body *")]
+    .filter(e => wide(e) && ![...e.children].some(wide))
+    .slice(0, 5).map(e => `${e.tagName.toLowerCase()}.${e.className} ${e.textContent.length}ch`);
+}"""
 
 
 def _rows() -> list[dict[str, Any]]:
@@ -88,6 +90,40 @@ def _rows() -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _poison_final(page: Page, warnings: list[str], claims: list[dict[str, Any]]) -> None:
+    """Lets the server answer the next question, then replaces the final chunk's warnings and
+    claims with hostile ones (text a buggy or compromised model path could send)."""
+
+    def handle(route: Route) -> None:
+        response = route.fetch()
+        lines = []
+        for line in response.text().splitlines():
+            if line.startswith("data: {") and '"search_results"' in line:
+                chunk = json.loads(line[len("data: ") :])
+                chunk.update(warnings=warnings, claims=claims)
+                line = "data: " + json.dumps(chunk)
+            lines.append(line)
+        route.fulfill(response=response, body="\n".join(lines) + "\n")
+        page.unroute("**/v1/chat/completions")
+
+    page.route("**/v1/chat/completions", handle)
+
+
+def _hostile_claims() -> list[dict[str, Any]]:
+    long = next(p["payload"] for p in PAYLOADS if len(p["payload"]) >= 5000)
+    return [
+        {
+            "claim": PAYLOADS[k]["payload"],
+            "accounts": 2,
+            "independent_accounts": 1,
+            "kinds": {PAYLOADS[k + 1]["payload"]: 1},
+            "citations": [1],
+            "conflicts": [{"claim": 1 - j, "about": about}],
+        }
+        for j, (k, about) in enumerate(((0, long), (2, PAYLOADS[5]["payload"])))
+    ]
 
 
 class Watcher:
@@ -208,6 +244,7 @@ def test_every_view_keeps_every_payload_inert(
     watched.check("claim check")
 
     # the engine's own answer: hostile post text in its sentences, claims and sources
+    _poison_final(page, [p["payload"] for p in PAYLOADS], _hostile_claims())
     final = _ask(page, "What does xssprobe say about xsstrend?")
     assert final["search_results"], "the answer should cite the hostile posts"
     answer = page.locator(".turn.assistant").last
@@ -273,8 +310,12 @@ def test_long_words_do_not_widen_a_phone_screen(
     page.press("#search-q", "Enter")
     expect(page.locator("#search-results article.post")).to_have_count(20)
     watcher.check("phone search")
+    _poison_final(page, [p["payload"] for p in PAYLOADS], _hostile_claims())
     final = _ask(page, "What does xssphone say about xsstrend?")
-    assert final["search_results"]
+    assert final["search_results"] and final["warnings"][0] == PAYLOADS[0]["payload"]
+    answer = page.locator(".turn.assistant").last
+    expect(answer.locator(".warnings > li")).to_have_count(len(PAYLOADS))
+    expect(answer.locator(".claims > li")).to_have_count(2)
     watcher.check("phone answer")
     with server.api() as client:
         found = client.get("/api/search", params={"q": "xssphone xsstrend", "limit": 50}).json()
