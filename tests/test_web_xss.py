@@ -221,6 +221,15 @@ def test_every_view_keeps_every_payload_inert(
         assert texts == {r["text"] for r in hostile if group in r["text"]}
         watched.check(f"search {group}")
 
+    # a right-to-left override in a display name must not reorder the byline after it
+    bidi = next(r for r in hostile if r["author"]["name"].startswith("\u202eoverride"))
+    page.fill("#search-q", "xssprobe " + bidi["text"].split()[1])
+    page.press("#search-q", "Enter")
+    byline = page.locator(f'#search-results article.post[data-key="x:{bidi["id"]}"] .byline')
+    name, handle, when = (byline.locator(s).bounding_box() for s in (".name", ".handle", "time"))
+    assert name and handle and when
+    assert name["x"] < handle["x"] < when["x"], "the override reversed the byline"
+
     # post card and its conversation: the root, whose replies are hostile too
     page.fill("#ticker-q", "")
     root = page.locator("#ticker-list > li.row", has_text=hostile[0]["text"][:40])
