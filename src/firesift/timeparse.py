@@ -55,7 +55,10 @@ def parse_duration(text: str) -> timedelta:
     m = _RELATIVE.match(text.lower())
     if not m or m.group(2) not in _UNITS:
         raise TimeParseError(f"not a duration: {text!r} (e.g. 90s, 15m, 2h, 3d, 1w)")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    except OverflowError:  # beyond timedelta's ~2.7 million years
+        raise TimeParseError(f"duration out of range: {text!r}") from None
 
 
 def _midnight(dt: datetime) -> datetime:
@@ -75,11 +78,14 @@ def parse_time(text: str, *, now: datetime) -> datetime:
         return _midnight(now)
     if low == "yesterday":
         return _midnight(now) - timedelta(days=1)
-    if low.isdigit():
+    if low.isascii() and low.isdigit():  # str.isdigit() also takes '²', which int() refuses
         value = int(low)
         if value > 10**11:
             value //= 1000
-        return datetime.fromtimestamp(value, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise TimeParseError(f"epoch time out of range: {text!r} ({_EXAMPLES})") from None
     if _RELATIVE.match(low) and not re.match(r"^\d{4}", low):
         return now - parse_duration(low)
     iso = raw.replace(" ", "T", 1) if re.match(r"^\d{4}-\d\d-\d\d \d", raw) else raw

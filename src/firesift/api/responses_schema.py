@@ -38,7 +38,8 @@ _TEXT_PARTS = ("input_text", "output_text", "text")
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # strict: no coercion of 0 to false, "5" to 5 (OpenAI and xAI refuse them too)
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class InputPart(_Body):

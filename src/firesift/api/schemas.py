@@ -1,7 +1,9 @@
 """Request bodies, validated with pydantic where untrusted input enters.
 
 Unknown fields are ignored (clients add new ones all the time); the fields firesift uses are
-checked, and a bad one is answered with a 422 naming it (see :mod:`firesift.api.errors`). The
+checked, and a bad one is answered with a 422 naming it (see :mod:`firesift.api.errors`).
+Validation is strict, as OpenAI's and xAI's is: a boolean is ``true``/``false`` (never ``0`` or
+``"true"``), an integer a JSON integer (never ``"5"``, ``5.0`` or ``false``). The
 search controls follow their origin's spelling and limits: xAI Live Search's
 ``search_parameters`` and Perplexity Sonar's ``search_*`` fields.
 """
@@ -50,7 +52,8 @@ _DOMAIN = re.compile(r"^-?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # strict: no coercion of 0 to false, "5" to 5 (OpenAI and xAI refuse them too)
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class ContentPart(_Body):

@@ -40,7 +40,7 @@ __all__ = ["WatchRequest", "routes"]
 
 
 class WatchRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)  # no 0 for false, "3" for 3
 
     kind: str = "matches"
     query: Annotated[str, Field(max_length=2000)] | None = None
