@@ -17,8 +17,10 @@ Design decisions:
   tests validate real answers against them.
 - **Errors** have one shape, OpenAI's (:mod:`firesift.api.errors`); each operation lists the
   statuses it answers with, plus ``401`` where a key may be needed and ``5XX``.
-- **Server-Sent Events** are ``text/event-stream`` answers. OpenAPI 3.1 cannot type an event
-  stream, so the extension ``x-sse-events`` maps each event name to its ``data`` schema.
+- **Server-Sent Events** are ``text/event-stream`` answers whose ``schema`` types one event
+  the way OpenAPI 3.2 does (``{event, data, id, retry}``, ``data`` a JSON string described by
+  ``contentSchema``; schemathesis validates streams this way); the extension ``x-sse-events``
+  maps each event name to its ``data`` schema for tools that read 3.1 only.
 - **Security**: ``Authorization: Bearer <key>`` (every OpenAI SDK sends it), the only way a
   key is accepted (a key in the query string is refused: URLs are logged). Whether a key is needed
   follows :class:`~firesift.api.auth.AuthPolicy` (always beyond loopback); the document states
@@ -421,12 +423,35 @@ def _error(status: int | str) -> Schema:
     }
 
 
+_DONE = "[DONE]"
+"""OpenAI's end of a chat stream: the data of a last unnamed (``message``) event, not JSON."""
+
+
+def _event_data(name: str, schema: Schema) -> Schema:
+    data: Schema = {"contentMediaType": "application/json", "contentSchema": schema}
+    if name == "message":
+        data = {"if": {"const": _DONE}, "else": data}
+    return {"properties": {"event": {"const": name}, "data": data}}
+
+
 def _events(events: dict[str, Schema]) -> Schema:
+    """An event stream's media type: ``schema`` describes one event as OpenAPI 3.2 (and
+    schemathesis) read it, ``{event, data, id, retry}`` with ``data`` a JSON string of the
+    event's schema; ``x-sse-events`` maps the names to the same schemas, for readers of 3.1."""
     names = ", ".join(f"'{e}'" for e in events)
-    return {
-        "schema": {"type": "string", "description": f"Server-Sent Events: {names}."},
-        "x-sse-events": events,
+    event: Schema = {
+        "type": "object",
+        "description": f"One Server-Sent Event: {names}.",
+        "required": ["data"],
+        "properties": {
+            "event": {"enum": list(events)},
+            "data": STR,
+            "id": STR,
+            "retry": INT,
+        },
+        "oneOf": [_event_data(n, s) for n, s in events.items()],
     }
+    return {"schema": event, "x-sse-events": events}
 
 
 def _operation(op: Operation, body_refs: dict[type[BaseModel], Schema]) -> Schema:
