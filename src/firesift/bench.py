@@ -432,6 +432,30 @@ def bench_watches(work: Path, posts: int | None, log: Log) -> Result:
     return run_watches(work, posts, log)
 
 
+def bench_crash(
+    work: Path, posts: int | None, log: Log, target: str | None = None, trials: int | None = None
+) -> Result:
+    """``kill -9`` during ingest, restart, verify (:mod:`firesift.crash`); ``target`` picks one
+    kind (file, jetstream, nats), ``posts`` sizes the file trials."""
+    from firesift.crash import KINDS, run_trials
+    from firesift.errors import ConfigError
+
+    if target not in (None, "all", *KINDS):
+        raise ConfigError(f"unknown crash trial kind {target!r}; known: {', '.join(KINDS)}, all")
+    kinds = KINDS if target in (None, "all") else (target,)
+    per_kind = run_trials(work, trials or 20, log, kinds=kinds, posts=posts or 20_000)
+    out: Result = {
+        "trials": sum(k["trials"] for k in per_kind.values()),
+        "acknowledged_posts": sum(k["acknowledged_posts"] for k in per_kind.values()),
+        "lost": sum(k["lost"] for k in per_kind.values()),
+        "duplicates": sum(k["duplicates"] for k in per_kind.values()),
+        "failed": sum(k["failed"] for k in per_kind.values()),
+    }
+    for kind, figures in per_kind.items():
+        out.update({f"{kind}.{k}": v for k, v in figures.items() if k != "failures" or v})
+    return out
+
+
 BENCHES: dict[str, Callable[..., Result]] = {
     "ingest": bench_ingest,
     "freshness": bench_freshness,
@@ -442,9 +466,12 @@ BENCHES: dict[str, Callable[..., Result]] = {
     "source": bench_source,
     "embed": bench_embed,
     "watches": bench_watches,
+    "crash": bench_crash,
 }
-TARGETED = {"source"}
+TARGETED = {"source", "crash"}
 """Benches that take a target (``firesift bench source jetstream``)."""
+TRIALLED = {"crash"}
+"""Benches that take ``--trials``."""
 
 
 def run(
@@ -454,13 +481,16 @@ def run(
     workdir: Path | None,
     log: Log,
     target: str | None = None,
+    trials: int | None = None,
 ) -> Result:
     names = list(BENCHES) if what == "all" else [what]
     results: Result = {"machine": machine()}
     for name in names:
         base = Path(tempfile.mkdtemp(prefix=f"firesift-bench-{name}-", dir=workdir))
         try:
-            extra = {"target": target} if name in TARGETED else {}
+            extra: dict[str, Any] = {"target": target} if name in TARGETED else {}
+            if name in TRIALLED:
+                extra["trials"] = trials
             results[name] = BENCHES[name](base, posts, log, **extra)
         finally:
             shutil.rmtree(base, ignore_errors=True)

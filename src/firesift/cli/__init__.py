@@ -46,7 +46,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             err(f"unknown source bench {args.target!r}; known: {', '.join(TARGETS)}, all")
             return 2
     results = bench.run(
-        args.what, posts=args.posts, workdir=args.workdir, log=err, target=args.target
+        args.what,
+        posts=args.posts,
+        workdir=args.workdir,
+        log=err,
+        target=args.target,
+        trials=args.trials,
     )
     if args.json:
         out(results)
@@ -83,9 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("bench", cmd_bench, "Benchmarks on synthetic posts shaped like the real corpus.")
     lazy_choices(p.add_argument("what"), _bench_names)
-    p.add_argument("target", nargs="?", help="for source: jetstream or nats (default: both)")
+    p.add_argument(
+        "target",
+        nargs="?",
+        help="for source: jetstream or nats (default: both); for crash: file, jetstream or nats",
+    )
     p.add_argument("--posts", type=int, default=None, help="how many synthetic posts")
     p.add_argument("--workdir", type=Path, default=None, help="where to build (default: temp)")
+    p.add_argument("--trials", type=int, default=None, help="for crash: trials per kind (20)")
     p.add_argument("--json", action="store_true")
     return parser
 
