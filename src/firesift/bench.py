@@ -136,9 +136,9 @@ def bench_ingest(work: Path, posts: int | None, log: Log) -> Result:
         log(f"ingest: round {r + 1}/{rounds}: FTS5 loader, bare tantivy, firesift ingest")
         times["fts5"].append(fts5_loader(jsonl, work / f"fts5-{r}.sqlite3"))
         times["bare"].append(bare_tantivy(jsonl, work / f"bare-{r}"))
-        db_dir = work / f"db-{r}"
-        times["cli"].append(_cli_ingest(jsonl, db_dir, n))
-        disk = _dir_bytes(db_dir)
+        times["cli"].append(_cli_ingest(jsonl, work / f"db-{r}", n))
+    db_dir = work / "db-0"
+    disk = _dir_bytes(db_dir)
     cli, fts5, bare = (statistics.median(times[k]) for k in ("cli", "fts5", "bare"))
     return {
         "posts": n,
